@@ -1,0 +1,160 @@
+"""Read CDVAE-format CSVs and CIF files into pymatgen Structures, skipping bad rows with reasons."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pymatgen.core import Structure
+from tqdm.auto import tqdm
+
+from structrepdiff.data.paths import resolve_data_dir
+from structrepdiff.data.registry import get_dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row that was not used: its id and the reason."""
+
+    id: str
+    reason: str
+
+
+@dataclass
+class LoadedStructures:
+    """Parsed structures with their ids, and every skipped row with its reason."""
+
+    ids: list[str] = field(default_factory=list)
+    structures: list[Structure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def reason_counts(self) -> Counter:
+        """How many rows were skipped for each kind of reason (text before the first ':')."""
+        return Counter(s.reason.split(":")[0] for s in self.skipped)
+
+
+def split_path(data_dir: str | Path | None, dataset: str, split: str) -> Path:
+    """Path of ``<data_dir>/<dataset>/<split>.csv`` or ``.csv.gz``; clear error if absent."""
+    info = get_dataset(dataset)
+    root = resolve_data_dir(data_dir)
+    for suffix in (".csv", ".csv.gz"):
+        path = root / info.name / f"{split}{suffix}"
+        if path.is_file():
+            return path
+    folder = root / info.name
+    present = sorted(p.name for p in folder.glob("*.csv*")) if folder.is_dir() else []
+    raise FileNotFoundError(
+        f"no {split}.csv or {split}.csv.gz for {dataset} in {root / info.name} "
+        f"(present: {', '.join(present) or 'nothing'}); "
+        f"fetch it with `structrepdiff data download {dataset} --split {split}`"
+    )
+
+
+def read_cdvae_csv(path: str | Path, limit: int | None = None) -> pd.DataFrame:
+    """Read a CDVAE CSV (gz allowed); needs a ``cif`` column, ids from ``material_id`` or row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CSV file {path} does not exist")
+    try:
+        df = pd.read_csv(path, nrows=limit)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable CSV file: {exc}") from exc
+    if "cif" not in df.columns:
+        raise ValueError(f"{path} has no 'cif' column (columns: {', '.join(map(str, df.columns))})")
+    if "material_id" not in df.columns:
+        df["material_id"] = [f"row{k}" for k in range(len(df))]
+    return df
+
+
+def check_structure(s: Structure, atomic_numbers: Sequence[int], n_max: int) -> str | None:
+    """Reason why a structure cannot be used with this vocabulary and N_max, else None."""
+    if not s.is_ordered:
+        return "disordered sites: partial occupancies are not supported"
+    outside = sorted({sp.symbol for sp in s.species if sp.Z not in set(atomic_numbers)})
+    if outside:
+        return f"element outside the vocabulary: {', '.join(outside)}"
+    if len(s) > n_max:
+        return f"too many atoms: {len(s)} > N_max = {n_max}"
+    if s.volume <= 1e-6:
+        return f"degenerate cell: volume {s.volume:.3g} Å³"
+    return None
+
+
+def parse_cif(text: str) -> Structure:
+    """One Structure from CIF text; raises ValueError with the parser's message."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty CIF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return Structure.from_str(text, fmt="cif")
+        except Exception as exc:  # pymatgen raises many types for bad CIFs
+            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def parse_rows(rows: Iterable[tuple[str, str]], atomic_numbers: Sequence[int], n_max: int,
+               progress: bool = False, total: int | None = None) -> LoadedStructures:
+    """Parse (id, cif text) pairs; bad ones are skipped, logged and counted with a reason."""
+    out = LoadedStructures()
+    for rid, text in tqdm(rows, total=total, disable=not progress, desc="parse", unit="cif"):
+        try:
+            s = parse_cif(text)
+        except ValueError as exc:
+            reason = f"unparseable CIF: {exc}"
+        else:
+            reason = check_structure(s, atomic_numbers, n_max)
+        if reason is None:
+            out.ids.append(str(rid))
+            out.structures.append(s)
+        else:
+            log.warning("skipping %s: %s", rid, reason)
+            out.skipped.append(Skipped(str(rid), reason))
+    return out
+
+
+def load_split(dataset: str, split: str, data_dir: str | Path | None = None,
+               limit: int | None = None, progress: bool = False) -> LoadedStructures:
+    """Structures of one dataset split, validated against the dataset's vocabulary and N_max."""
+    info = get_dataset(dataset)
+    df = read_cdvae_csv(split_path(data_dir, dataset, split), limit=limit)
+    rows = zip(df["material_id"].astype(str), df["cif"], strict=True)
+    return parse_rows(rows, info.atomic_numbers, info.n_max, progress, total=len(df))
+
+
+def expand_cif_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their ``*.cif`` files (sorted); missing paths raise."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.cif")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"CIF path {p} does not exist")
+    if not files:
+        raise FileNotFoundError(f"no CIF files found in {', '.join(map(str, paths))}")
+    return files
+
+
+def load_cifs(paths: Sequence[str | Path], atomic_numbers: Sequence[int], n_max: int,
+              progress: bool = False) -> LoadedStructures:
+    """Structures from CIF files or folders; ids are the file stems (made unique)."""
+    files = expand_cif_paths(paths)
+    seen: Counter = Counter()
+    rows = []
+    for f in files:
+        seen[f.stem] += 1
+        rid = f.stem if seen[f.stem] == 1 else f"{f.stem}_{seen[f.stem]}"
+        try:
+            rows.append((rid, f.read_text()))
+        except (OSError, UnicodeDecodeError) as exc:
+            rows.append((rid, ""))
+            log.warning("cannot read %s: %s", f, exc)
+    return parse_rows(rows, atomic_numbers, n_max, progress, total=len(rows))

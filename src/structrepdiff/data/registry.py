@@ -1,0 +1,75 @@
+"""Registry of the benchmark datasets (CDVAE splits): vocabulary, N_max, split files, checksums."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pymatgen.core import Element
+
+# MP-20: Z = 1..83 and the actinides Ac..Pu (89 elements, as in CDVAE). The val and test splits
+# hold 88 of them (no Ne); the train split has the 89th.
+_MP20_Z = (*range(1, 84), *range(89, 95))
+_PEROV5_Z = (
+    3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 16, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    32, 33, 37, 38, 39, 40, 41, 42, 44, 45, 46, 47, 48, 49, 50, 51, 52, 55, 56, 57, 72, 73, 74,
+    75, 76, 77, 78, 79, 80, 81, 82, 83,
+)  # fmt: skip
+_CARBON24_Z = (6,)
+
+CDVAE_BASE_URL = "https://raw.githubusercontent.com/txie-93/cdvae/main/data"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about one benchmark dataset.
+
+    ``atomic_numbers`` is the element vocabulary in periodic-table order; ``n_max`` the largest
+    atom count; ``sha256`` maps split name to the sha256 of the original, uncompressed CSV where
+    it is known (used to verify downloads).
+    """
+
+    name: str
+    atomic_numbers: tuple[int, ...]
+    n_max: int
+    splits: tuple[str, ...] = ("train", "val", "test")
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def elements(self) -> list[str]:
+        """Element symbols of the vocabulary, in periodic-table order."""
+        return [Element.from_Z(z).symbol for z in self.atomic_numbers]
+
+    def split_url(self, split: str, base_url: str = CDVAE_BASE_URL) -> str:
+        """URL of the original CDVAE CSV of ``split``."""
+        return f"{base_url.rstrip('/')}/{self.name}/{split}.csv"
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mp_20": DatasetInfo("mp_20", _MP20_Z, 20),
+    "perov_5": DatasetInfo(
+        "perov_5",
+        _PEROV5_Z,
+        5,
+        sha256={
+            "val": "326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2",
+            "test": "a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6",
+        },
+    ),
+    "carbon_24": DatasetInfo(
+        "carbon_24",
+        _CARBON24_Z,
+        24,
+        sha256={
+            "val": "36c00689cd63073c954a58bc6ed6e2adb7aeed5a630c994970959a1babffd50e",
+            "test": "386b17c08816f434818d51e46687bf72ff3f92348f3ba24823e4758f1fe8a969",
+        },
+    ),
+}
+
+
+def get_dataset(name: str) -> DatasetInfo:
+    """Look up a dataset by name; unknown names give a clear error listing the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None

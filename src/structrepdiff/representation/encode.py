@@ -1,0 +1,113 @@
+"""Encode crystals into the structure-level vector R (DESIGN.md §1.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from structrepdiff.descriptor.config import EADConfig
+from structrepdiff.descriptor.ead import compute_ead
+from structrepdiff.geometry.cell import matrix_to_params
+from structrepdiff.geometry.crystals import Crystals
+from structrepdiff.representation.layout import Layout
+
+
+@dataclass(frozen=True)
+class Representation:
+    """Everything that fixes the meaning of R: descriptor settings, vocabulary and N_max."""
+
+    ead: EADConfig
+    atomic_numbers: tuple[int, ...]
+    n_max: int
+    canonicalize: bool = True
+    _index: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if list(self.atomic_numbers) != sorted(set(self.atomic_numbers)):
+            raise ValueError("atomic_numbers must be unique and in periodic-table order")
+        object.__setattr__(self, "_index", {z: k for k, z in enumerate(self.atomic_numbers)})
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(n_ead=self.ead.n_features, n_elements=len(self.atomic_numbers))
+
+    def element_index(self, z: int) -> int | None:
+        """Column of element ``z`` in the composition block, None if outside the vocabulary."""
+        return self._index.get(z)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ead": self.ead.to_dict(),
+            "atomic_numbers": list(self.atomic_numbers),
+            "n_max": self.n_max,
+            "canonicalize": self.canonicalize,
+            "layout": self.layout.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Representation:
+        rep = cls(EADConfig.from_dict(d["ead"]), tuple(d["atomic_numbers"]), int(d["n_max"]),
+                  bool(d.get("canonicalize", True)))
+        if "layout" in d and Layout.from_dict(d["layout"]) != rep.layout:
+            raise ValueError("stored layout does not match the descriptor settings")
+        return rep
+
+
+def canonical(structure):
+    """The Niggli-reduced cell of a pymatgen Structure (as CDVAE does for these datasets)."""
+    return structure.get_reduced_structure(reduction_algo="niggli")
+
+
+def _composition(crystals: Crystals, rep: Representation) -> torch.Tensor:
+    """(B, V) element fractions over the vocabulary."""
+    cols = torch.tensor([rep.element_index(int(z)) for z in crystals.numbers.tolist()])
+    counts = torch.zeros(crystals.n_crystals, len(rep.atomic_numbers), dtype=crystals.dtype)
+    counts.index_put_((crystals.batch, cols), torch.ones_like(cols, dtype=crystals.dtype),
+                      accumulate=True)
+    return counts / crystals.n_atoms[:, None].to(crystals.dtype)
+
+
+def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
+    """(B, D) R of a batch, in the crystals' dtype; differentiable in positions and cell.
+
+    The lattice block is taken from ``crystals.cell`` as given (canonicalise first).
+    """
+    bad = [z for z in set(crystals.numbers.tolist()) if rep.element_index(z) is None]
+    if bad:
+        raise ValueError(f"elements {sorted(bad)} are outside the vocabulary")
+    atoms = compute_ead(crystals, rep.ead)
+    B, F = crystals.n_crystals, rep.ead.n_features
+    idx = crystals.batch[:, None].expand(-1, F)
+    ead_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax",
+                                                       include_self=False)
+    ead_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin",
+                                                       include_self=False)
+    d_min = atoms.nearest.new_full((B,), np.inf).scatter_reduce(0, crystals.batch,
+                                                                atoms.nearest, "amin")
+    n_frac = crystals.n_atoms.to(crystals.dtype) / rep.n_max
+    lattice = matrix_to_params(crystals.cell)
+    comp = _composition(crystals, rep).to(crystals.positions.device)
+    return torch.cat([ead_max, ead_min, d_min[:, None], comp, n_frac[:, None], lattice], dim=1)
+
+
+def iter_batches(structures: Sequence, rep: Representation, batch_size: int = 32,
+                 dtype: torch.dtype = torch.float64) -> Iterator[np.ndarray]:
+    """Yield R (b, D) as float64 numpy, ``batch_size`` structures at a time (canonicalised)."""
+    for start in range(0, len(structures), batch_size):
+        chunk = structures[start : start + batch_size]
+        if rep.canonicalize:
+            chunk = [canonical(s) for s in chunk]
+        with torch.no_grad():
+            R = encode_crystals(Crystals.from_structures(chunk, dtype=dtype), rep)
+        yield R.double().numpy()
+
+
+def encode_structures(structures: Sequence, rep: Representation, batch_size: int = 32,
+                      dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """R (n, D) float64 for a list of pymatgen Structures."""
+    parts = list(iter_batches(structures, rep, batch_size, dtype))
+    return np.concatenate(parts) if parts else np.zeros((0, rep.layout.dim))

@@ -1,0 +1,69 @@
+"""Per-feature scaler mapping R to the diffusion space and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCALER_KINDS = ("standard",)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """z = (R - mean) / std per feature; constant features (std < min_std) get std = 1.
+
+    Unbounded: samples mapped back with ``inverse`` are not clamped to any range.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    kind: str = "standard"
+
+    @classmethod
+    def fit(cls, R: np.ndarray, min_std: float = 1e-12) -> Scaler:
+        """Fit on the rows of R (n, D); non-finite values are an error."""
+        R = np.asarray(R, dtype=np.float64)
+        if R.ndim != 2 or R.shape[0] < 1:
+            raise ValueError(f"need a non-empty (n, D) matrix, got shape {R.shape}")
+        if not np.isfinite(R).all():
+            raise ValueError("cannot fit a scaler on non-finite values")
+        std = R.std(axis=0)
+        std = np.where(std < min_std, 1.0, std)
+        return cls(mean=R.mean(axis=0), std=std)
+
+    def transform(self, R):
+        """R (..., D) -> scaled; works on numpy arrays and torch tensors."""
+        return (R - self._like(self.mean, R)) / self._like(self.std, R)
+
+    def inverse(self, Z):
+        """Scaled (..., D) -> R."""
+        return Z * self._like(self.std, Z) + self._like(self.mean, Z)
+
+    @staticmethod
+    def _like(x: np.ndarray, ref):
+        if isinstance(ref, np.ndarray):
+            return x.astype(ref.dtype, copy=False)
+        import torch
+
+        return torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaler:
+        if d.get("kind") not in SCALER_KINDS:
+            raise ValueError(f"unknown scaler kind {d.get('kind')!r}")
+        return cls(np.asarray(d["mean"], float), np.asarray(d["std"], float), d["kind"])
+
+    def save(self, path: str | Path) -> None:
+        """Write an .npz (mean, std, kind)."""
+        np.savez(path, mean=self.mean, std=self.std, kind=np.array(self.kind))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scaler:
+        with np.load(path, allow_pickle=False) as f:
+            return cls.from_dict({"kind": str(f["kind"]), "mean": f["mean"], "std": f["std"]})
