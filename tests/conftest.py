@@ -1,0 +1,35 @@
+"""Shared fixtures: small crystals built by hand (no dataset needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def random_skewed_structure(seed: int, n: int = 4, species=("Na", "Cl", "O", "Fe")) -> Structure:
+    """A random triclinic cell (a 3-5 Å, angles 60-120°) with atoms well separated (>= 1 Å)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        params = [*rng.uniform(3.0, 5.0, 3), *rng.uniform(65.0, 115.0, 3)]
+        try:
+            lattice = Lattice.from_parameters(*params)
+        except ValueError:
+            continue
+        if lattice.volume < 10:
+            continue
+        frac = rng.uniform(0, 1, (n, 3))
+        s = Structure(lattice, [species[k % len(species)] for k in range(n)], frac)
+        if n == 1 or s.distance_matrix[np.triu_indices(n, 1)].min() > 1.0:
+            return s
+
+
+@pytest.fixture
+def skewed_structure() -> Structure:
+    return random_skewed_structure(1)
