@@ -86,13 +86,15 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FileNotFoundError(f"feature file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as f:
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
             meta = json.loads(str(f["meta"]))
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"unsupported format_version {meta.get('format_version')}")
+            if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError("missing or unsupported format_version in meta")
             skipped = [Skipped(str(i), str(r))
                        for i, r in zip(f["skipped_ids"], f["skipped_reasons"], strict=True)]
             return FeatureSet(R=f["R"], ids=[str(x) for x in f["ids"]],
                               rep=Representation.from_dict(meta["representation"]),
                               skipped=skipped, source=meta.get("source", {}))
-    except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
         raise ValueError(f"{path} is not a structrepdiff feature file: {exc}") from exc

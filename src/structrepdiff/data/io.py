@@ -147,11 +147,14 @@ def load_cifs(paths: Sequence[str | Path], atomic_numbers: Sequence[int], n_max:
               progress: bool = False) -> LoadedStructures:
     """Structures from CIF files or folders; ids are the file stems (made unique)."""
     files = expand_cif_paths(paths)
-    seen: Counter = Counter()
+    used: set[str] = set()
     rows = []
     for f in files:
-        seen[f.stem] += 1
-        rid = f.stem if seen[f.stem] == 1 else f"{f.stem}_{seen[f.stem]}"
+        rid, k = f.stem, 1
+        while rid in used:
+            k += 1
+            rid = f"{f.stem}_{k}"
+        used.add(rid)
         try:
             rows.append((rid, f.read_text()))
         except (OSError, UnicodeDecodeError) as exc:

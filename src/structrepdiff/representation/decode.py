@@ -66,6 +66,8 @@ def _decode_row(row: np.ndarray, rep: Representation, lattice_reason: str | None
     n_raw = float(row[sl["n_atoms"]][0]) * rep.n_max
     if n_raw < 0.5:
         return Decoded(**out, reason=f"zero atoms (N/N_max·N_max = {n_raw:.3g})")
+    if round(n_raw) > rep.n_max:
+        return Decoded(**out, reason=f"too many atoms: {n_raw:.4g} > N_max = {rep.n_max}")
     counts = largest_remainder(row[sl["composition"]], round(n_raw))
     if counts is None:
         return Decoded(**out, reason="empty composition (no positive element fraction)")

@@ -35,20 +35,14 @@ class Scaler:
         return cls(mean=R.mean(axis=0), std=std)
 
     def transform(self, R):
-        """R (..., D) -> scaled; works on numpy arrays and torch tensors."""
-        return (R - self._like(self.mean, R)) / self._like(self.std, R)
+        """R (..., D) -> scaled; works on numpy arrays and torch tensors (float result)."""
+        R = _as_float(R)
+        return (R - _like(self.mean, R)) / _like(self.std, R)
 
     def inverse(self, Z):
         """Scaled (..., D) -> R."""
-        return Z * self._like(self.std, Z) + self._like(self.mean, Z)
-
-    @staticmethod
-    def _like(x: np.ndarray, ref):
-        if isinstance(ref, np.ndarray):
-            return x.astype(ref.dtype, copy=False)
-        import torch
-
-        return torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
+        Z = _as_float(Z)
+        return Z * _like(self.std, Z) + _like(self.mean, Z)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -60,10 +54,28 @@ class Scaler:
         return cls(np.asarray(d["mean"], float), np.asarray(d["std"], float), d["kind"])
 
     def save(self, path: str | Path) -> None:
-        """Write an .npz (mean, std, kind)."""
-        np.savez(path, mean=self.mean, std=self.std, kind=np.array(self.kind))
+        """Write an .npz archive (mean, std, kind) to exactly ``path``."""
+        with open(path, "wb") as fh:
+            np.savez(fh, mean=self.mean, std=self.std, kind=np.array(self.kind))
 
     @classmethod
     def load(cls, path: str | Path) -> Scaler:
         with np.load(path, allow_pickle=False) as f:
             return cls.from_dict({"kind": str(f["kind"]), "mean": f["mean"], "std": f["std"]})
+
+
+def _as_float(x):
+    """numpy arrays and tensors with a floating dtype (integers become float64)."""
+    if isinstance(x, np.ndarray) or not hasattr(x, "is_floating_point"):
+        x = np.asarray(x)
+        return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    return x if x.is_floating_point() else x.double()
+
+
+def _like(values: np.ndarray, ref):
+    """``values`` as the same kind of array as ``ref`` (numpy or torch), dtype and device."""
+    if isinstance(ref, np.ndarray):
+        return values.astype(ref.dtype, copy=False)
+    import torch
+
+    return torch.as_tensor(values, dtype=ref.dtype, device=ref.device)
