@@ -117,13 +117,15 @@ def time_encoding(structures: list, args: argparse.Namespace) -> dict[str, Any]:
     info = get_dataset(args.dataset)
     rep = Representation(get_preset(args.preset), info.atomic_numbers, info.n_max)
     dtype, n_finite, first = DTYPES[args.dtypes[0]], 0, None
-    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     for R in iter_batches(structures, rep, batch_size=args.batch_size, dtype=dtype):
         n_finite += int(np.isfinite(R).all(axis=1).sum())
         first = time.perf_counter() - t0 if first is None else first
-    seconds = time.perf_counter() - t0
-    return {"encode_s": seconds, "first_batch_s": first, "n_finite": n_finite,
-            "dim": rep.layout.dim}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"encode_s": seconds, "encode_cpu_s": cpu, "first_batch_s": first,
+            "n_finite": n_finite, "dim": rep.layout.dim, "loadavg_1min_before": load_before,
+            "loadavg_1min_after": os.getloadavg()[0]}
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
