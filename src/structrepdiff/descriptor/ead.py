@@ -25,6 +25,7 @@ from structrepdiff.geometry.neighbors import NeighborList, neighbor_list, pair_v
 DEFAULT_CHUNK_ELEMENTS = 1 << 20  # padded (atoms × pairs × radial) elements per chunk
 
 
+
 @lru_cache(maxsize=4)
 def orbitals(L: int) -> tuple[tuple[int, int, int], ...]:
     """Cartesian orbitals (lx, ly, lz) with lx+ly+lz <= L, ordered by total l."""
@@ -65,6 +66,25 @@ def _chunks(counts: list[int], width: int, budget: int) -> list[tuple[int, int]]
     return out
 
 
+def _underflow(dtype: torch.dtype) -> float:
+    """x beyond which exp(-x) is treated as 0: 2 below the log of the smallest normal number.
+
+    85.3 for float32, 706.4 for float64. exp is many times slower on arguments whose result
+    is subnormal or zero, so arguments are clamped there and the result set to exactly 0.
+    """
+    return -math.log(torch.finfo(dtype).tiny) - 2.0
+
+
+def _window(d: Tensor, eta: float, cfg: EADConfig) -> int:
+    """Slots of the distance-sorted (n_a, K) block where exp(-η(d - Rs)²) can be non-zero.
+
+    Beyond max(Rs) + sqrt(x_u/η) every Gaussian of width η is below the dtype's smallest normal
+    number (x_u = `_underflow`), and Gaussians that small are set to exactly zero.
+    """
+    reach = max(cfg.rs) + math.sqrt(_underflow(d.dtype) / eta)
+    return max(1, int((d.detach() < reach).sum(1).max()))
+
+
 def _chunk_rho(crystals: Crystals, nl: NeighborList, cfg: EADConfig, atoms: tuple[int, int],
                pairs: tuple[int, int], starts: Tensor) -> tuple[Tensor, Tensor]:
     """ρ (n_a, F) and nearest distance (n_a,) for centre atoms [a0, a1) and their pairs.
@@ -87,12 +107,19 @@ def _chunk_rho(crystals: Crystals, nl: NeighborList, cfg: EADConfig, atoms: tupl
     else:
         z = z.index_put((il, slot), torch.ones_like(il, dtype=dtype))
     d = r.norm(dim=-1)  # (n_a, K)
+    order = d.detach().argsort(dim=1)  # nearest first, so each η's window is a prefix
+    d, z = d.gather(1, order), z.gather(1, order)
+    r = r.gather(1, order[..., None].expand(-1, -1, 3))
     w = torch.where(d < cfg.cutoff, 0.5 * (torch.cos(math.pi / cfg.cutoff * d) + 1.0), 0.0) * z
     ang = _angular(r.reshape(-1, 3), cfg.L).reshape(a1 - a0, k, -1) * w[..., None]
-    eta = torch.tensor(cfg.etas, dtype=dtype, device=dev)
     rs = torch.tensor(cfg.rs, dtype=dtype, device=dev)
-    rad = torch.exp(-eta[:, None] * (d[..., None, None] - rs) ** 2).reshape(a1 - a0, k, -1)
-    T2 = torch.bmm(ang.transpose(1, 2), rad) ** 2  # (n_a, n_orb, |η|·|Rs|)
+    T, cap = [], _underflow(dtype)
+    for eta in cfg.etas:
+        k_e = _window(d, eta, cfg)
+        arg = eta * (d[:, :k_e, None] - rs) ** 2  # (n_a, k_e, |Rs|)
+        gauss = torch.where(arg < cap, torch.exp(-arg.clamp(max=cap)), 0.0)
+        T.append(torch.bmm(ang[:, :k_e].transpose(1, 2), gauss))  # (n_a, n_orb, |Rs|)
+    T2 = torch.stack(T, dim=2).flatten(2) ** 2  # (n_a, n_orb, |η|·|Rs|), η-major
     rho, n_orb = [], 0
     for l in range(cfg.L + 1):
         n_orb += (l + 1) * (l + 2) // 2
