@@ -192,3 +192,54 @@ def test_load_features_meta_not_an_object(tmp_path):
     np.savez(p, meta=np.array("[1, 2]"))
     with pytest.raises(ValueError, match=re.escape(str(p))):
         load_features(p)
+
+
+def test_featurize_saves_a_scaler_fitted_on_the_rows(cif_dir, tmp_path):
+    from structrepdiff.representation.scaler import Scaler
+
+    out, scaler_path = tmp_path / "x.npz", tmp_path / "scaler.npz"
+    assert main(_cif_args(cif_dir, out, "--save-scaler", str(scaler_path))) == 0
+    R = load_features(out).R
+    scaler = Scaler.load(scaler_path)
+    np.testing.assert_allclose(scaler.mean, R.mean(axis=0))
+    z = scaler.transform(R)
+    varying = R.std(axis=0) > 1e-12
+    np.testing.assert_allclose(z[:, varying].std(axis=0), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(scaler.inverse(z), R, rtol=1e-12, atol=1e-12)
+    # an existing scaler file is protected like the features file
+    assert main(_cif_args(cif_dir, tmp_path / "y.npz", "--save-scaler", str(scaler_path))) != 0
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, monkeypatch):
+    import structrepdiff.featurize as fz
+
+    out = tmp_path / "x.npz"
+    args = [*_cif_args(cif_dir, out), "--batch-size", "1"]
+    real = fz.encode_batch
+    calls: list[int] = []
+
+    def crash_on_third(structures, rep, dtype):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(structures))
+        return real(structures, rep, dtype)
+
+    monkeypatch.setattr(fz, "CHECKPOINT_SECONDS", -1.0)  # checkpoint after every batch
+    monkeypatch.setattr(fz, "encode_batch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    partial = tmp_path / "x.npz.partial"
+    assert not out.exists() and partial.exists()
+    assert len(load_features(partial).ids) == 2
+
+    calls.clear()
+    monkeypatch.setattr(fz, "encode_batch", lambda s, r, d: calls.append(len(s)) or real(s, r, d))
+    assert main(args) == 0
+    assert calls == [1]  # only the third crystal was encoded again
+    assert not partial.exists()
+    resumed = load_features(out)
+    assert main([*_cif_args(cif_dir, tmp_path / "fresh.npz")]) == 0
+    fresh = load_features(tmp_path / "fresh.npz")
+    assert resumed.ids == fresh.ids
+    np.testing.assert_allclose(resumed.R, fresh.R, rtol=1e-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from structrepdiff import __version__
 from structrepdiff.data.io import LoadedStructures, Skipped, load_cifs, load_split
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
-from structrepdiff.features import FeatureSet, save_features
-from structrepdiff.representation.encode import Representation, iter_batches
+from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
+from structrepdiff.representation.encode import Representation, encode_batch
+from structrepdiff.representation.scaler import Scaler
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+CHECKPOINT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class FeaturizeConfig:
     limit: int | None = None
     force: bool = False
     progress: bool = True
+    scaler_out: Path | None = None
 
     def __post_init__(self) -> None:
         if bool(self.cif) == bool(self.dataset):
@@ -78,40 +82,93 @@ def _load(cfg: FeaturizeConfig) -> tuple[LoadedStructures, Representation]:
     return loaded, rep
 
 
+Rows = tuple[list[np.ndarray], list[str], list[Skipped]]
+
+
 def encode_loaded(loaded: LoadedStructures, rep: Representation, dtype: torch.dtype,
-                  batch_size: int, progress: bool) -> tuple[np.ndarray, list[str], list[Skipped]]:
-    """R rows for the loaded structures; rows that do not encode to finite values are skipped."""
-    rows, ids, skipped = [], [], list(loaded.skipped)
-    bar = tqdm(total=len(loaded.structures), disable=not progress, desc="featurize", unit="crystal")
-    for start in range(0, len(loaded.structures), batch_size):
-        chunk = loaded.structures[start : start + batch_size]
-        chunk_ids = loaded.ids[start : start + batch_size]
-        R = next(iter_batches(chunk, rep, batch_size=len(chunk), dtype=dtype))
-        for rid, row in zip(chunk_ids, R, strict=True):
+                  batch_size: int, progress: bool, resume: Rows | None = None,
+                  checkpoint: Callable[[Rows], None] | None = None,
+                  every_s: float | None = None) -> Rows:
+    """Encode the loaded structures in batches: (R rows, their ids, rows skipped here).
+
+    Rows that do not encode to finite values are skipped with a reason. ``resume`` holds rows
+    already done (their ids are not encoded again); ``checkpoint`` is called with the state
+    every ``every_s`` seconds (default ``CHECKPOINT_SECONDS``).
+    """
+    every_s = CHECKPOINT_SECONDS if every_s is None else every_s
+    rows, ids, skipped = resume if resume is not None else ([], [], [])
+    done = set(ids) | {s.id for s in skipped}
+    todo = [k for k, rid in enumerate(loaded.ids) if rid not in done]
+    bar = tqdm(total=len(loaded.ids), initial=len(loaded.ids) - len(todo), disable=not progress,
+               desc="featurize", unit="crystal")
+    last = time.monotonic()
+    for start in range(0, len(todo), batch_size):
+        idx = todo[start : start + batch_size]
+        R = encode_batch([loaded.structures[k] for k in idx], rep, dtype)
+        for k, row in zip(idx, R, strict=True):
             if np.isfinite(row).all():
                 rows.append(row)
-                ids.append(rid)
+                ids.append(loaded.ids[k])
             else:
-                bad = [k for k, sl in rep.layout.slices.items() if not np.isfinite(row[sl]).all()]
+                bad = [b for b, sl in rep.layout.slices.items() if not np.isfinite(row[sl]).all()]
                 why = "no neighbour within R_c" if bad == ["d_min"] else ", ".join(bad)
-                skipped.append(Skipped(rid, f"non-finite representation: {why}"))
-        bar.update(len(chunk))
+                skipped.append(Skipped(loaded.ids[k], f"non-finite representation: {why}"))
+        bar.update(len(idx))
+        if checkpoint is not None and time.monotonic() - last > every_s:
+            checkpoint((rows, ids, skipped))
+            last = time.monotonic()
     bar.close()
-    R = np.stack(rows) if rows else np.zeros((0, rep.layout.dim))
-    return R, ids, skipped
+    return rows, ids, skipped
+
+
+def _stack(rows: list[np.ndarray], rep: Representation) -> np.ndarray:
+    return np.stack(rows) if rows else np.zeros((0, rep.layout.dim))
+
+
+def _resume(partial: Path, rep: Representation, source: dict) -> Rows | None:
+    """State saved by an interrupted run with the same settings, else None."""
+    if not partial.exists():
+        return None
+    try:
+        fs = load_features(partial)
+    except ValueError as exc:
+        log.warning("ignoring unreadable partial file %s: %s", partial, exc)
+        return None
+    if fs.rep != rep or fs.source != source:
+        log.warning("ignoring %s: it was written with other settings", partial)
+        return None
+    log.info("resuming from %s: %d rows done", partial, len(fs.ids) + len(fs.skipped))
+    return list(fs.R), fs.ids, fs.skipped
 
 
 def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
-    """Load, encode and write one .npz (atomically; existing files need ``force``)."""
+    """Load, encode and write one .npz (atomically; existing files need ``force``).
+
+    Progress is saved to ``<out>.partial`` every 30 s; a rerun with the same settings resumes
+    from it (``force`` starts afresh). The partial file is removed once ``out`` is written.
+    """
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    if out.exists() and not cfg.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite")
+    for path in (out, cfg.scaler_out):
+        if path is not None and Path(path).exists() and not cfg.force:
+            raise FileExistsError(f"{path} exists; pass --force to overwrite")
     loaded, rep = _load(cfg)
-    R, ids, skipped = encode_loaded(loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress)
     source = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
               for k, v in asdict(cfg).items() if k not in ("force", "progress")}
     source["structrepdiff_version"] = __version__
+    partial = out.with_name(out.name + ".partial")
+
+    def checkpoint(state: Rows) -> None:
+        save_features(FeatureSet(_stack(state[0], rep), state[1], rep, state[2], source),
+                      partial, force=True)
+
+    resume = None if cfg.force else _resume(partial, rep, source)
+    rows, ids, enc_skipped = encode_loaded(loaded, rep, DTYPES[cfg.dtype], cfg.batch_size,
+                                           cfg.progress, resume, checkpoint)
+    R, skipped = _stack(rows, rep), loaded.skipped + enc_skipped
     save_features(FeatureSet(R, ids, rep, skipped, source), out, force=cfg.force)
-    summary = FeaturizeSummary(len(ids), skipped, time.perf_counter() - t0, out)
-    return summary
+    partial.unlink(missing_ok=True)
+    if cfg.scaler_out is not None:
+        scaler = Scaler.fit(R)
+        atomic_write(Path(cfg.scaler_out), scaler.save, force=cfg.force, suffix=".npz")
+    return FeaturizeSummary(len(ids), skipped, time.perf_counter() - t0, out)

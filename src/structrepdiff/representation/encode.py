@@ -94,16 +94,21 @@ def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
     return torch.cat([ead_max, ead_min, d_min[:, None], comp, n_frac[:, None], lattice], dim=1)
 
 
+def encode_batch(structures: Sequence, rep: Representation,
+                 dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """R (b, D) float64 for one batch of pymatgen Structures (canonicalised first)."""
+    if rep.canonicalize:
+        structures = [canonical(s) for s in structures]
+    with torch.no_grad():
+        R = encode_crystals(Crystals.from_structures(structures, dtype=dtype), rep)
+    return R.double().numpy()
+
+
 def iter_batches(structures: Sequence, rep: Representation, batch_size: int = 32,
                  dtype: torch.dtype = torch.float64) -> Iterator[np.ndarray]:
-    """Yield R (b, D) as float64 numpy, ``batch_size`` structures at a time (canonicalised)."""
+    """Yield R (b, D) as float64 numpy, ``batch_size`` structures at a time."""
     for start in range(0, len(structures), batch_size):
-        chunk = structures[start : start + batch_size]
-        if rep.canonicalize:
-            chunk = [canonical(s) for s in chunk]
-        with torch.no_grad():
-            R = encode_crystals(Crystals.from_structures(chunk, dtype=dtype), rep)
-        yield R.double().numpy()
+        yield encode_batch(structures[start : start + batch_size], rep, dtype)
 
 
 def encode_structures(structures: Sequence, rep: Representation, batch_size: int = 32,
