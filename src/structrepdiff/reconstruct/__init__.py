@@ -1,0 +1,1 @@
+"""Reconstruction: representation vector -> crystal, by gradient descent inside basin hopping."""

@@ -1,0 +1,48 @@
+"""Settings of the reconstruction (DESIGN.md §1.4)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Basin hopping around Adam on Cartesian positions.
+
+    Attributes:
+        trials: independent random starts per crystal (paper: 6).
+        hops: basin-hopping hops per trial (paper: 7); hop 0 starts from the trial's start.
+        steps: Adam steps per hop at most (paper: 300).
+        lr_start, lr_end: Adam step size in Å, decayed geometrically within each hop.
+        hop_size: a hop moves every coordinate of the trial's best positions by U[-h, h] Å.
+        threshold: a crystal is converged, and stops, once its loss falls below this.
+        d_min_weight: weight of the relative d_min error in the loss.
+        skin: neighbour-list skin in Å; the list is rebuilt when an atom moved skin/2.
+        dtype: "float32" or "float64".
+        seed: base seed; each crystal draws from its own generator seeded by (seed, id).
+    """
+
+    trials: int = 6
+    hops: int = 7
+    steps: int = 300
+    lr_start: float = 0.1
+    lr_end: float = 0.005
+    hop_size: float = 1.0
+    threshold: float = 1e-3
+    d_min_weight: float = 0.1
+    skin: float = 0.5
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "hops", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not (self.lr_start > 0 and self.lr_end > 0 and self.hop_size >= 0 and self.skin > 0):
+            raise ValueError("learning rates and skin must be positive, hop_size >= 0")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

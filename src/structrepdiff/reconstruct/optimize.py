@@ -1,0 +1,251 @@
+"""Batched reconstruction: Adam on Cartesian positions inside basin hopping (DESIGN.md §1.4).
+
+Many crystals advance together in one flat batch. A crystal whose loss falls below the
+threshold is removed from the working set at once, so converged crystals cost nothing more.
+Loss of crystal b (raw descriptor units, so no feature is re-weighted):
+
+    L_b = Σ_f |EAD_max - t_max| + |EAD_min - t_min|  /  Σ_f |t_max| + |t_min|
+          + w_d · |d_min - t_d| / t_d
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from structrepdiff.descriptor.config import EADConfig
+from structrepdiff.descriptor.ead import compute_ead
+from structrepdiff.geometry.cell import params_to_matrix
+from structrepdiff.geometry.crystals import Crystals
+from structrepdiff.geometry.neighbors import neighbor_list
+from structrepdiff.reconstruct.config import ReconstructConfig
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one crystal must match: species (n,), lattice (6,) Å/deg, EAD blocks (F,), d_min Å."""
+
+    id: str
+    numbers: np.ndarray
+    lattice: np.ndarray
+    ead_max: np.ndarray
+    ead_min: np.ndarray
+    d_min: float
+
+
+@dataclass
+class Outcome:
+    """Best crystal found: positions (n, 3) Å wrapped into the cell, cell (3, 3) rows."""
+
+    id: str
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    loss: float
+    converged: bool
+    steps: int
+
+
+@dataclass
+class _Set:
+    """A set of crystals being optimised: flat atoms, per-crystal cells and targets."""
+
+    numbers: Tensor  # (N,)
+    batch: Tensor  # (N,) crystal index within the set
+    cell: Tensor  # (B, 3, 3)
+    t_max: Tensor  # (B, F)
+    t_min: Tensor  # (B, F)
+    t_d: Tensor  # (B,)
+    norm: Tensor  # (B,)
+
+    def subset(self, keep: Tensor) -> tuple[_Set, Tensor]:
+        """The crystals where ``keep`` (B,) is True, and the (N,) mask of their atoms."""
+        atoms = keep[self.batch]
+        remap = torch.cumsum(keep.long(), 0) - 1
+        return _Set(self.numbers[atoms], remap[self.batch[atoms]], self.cell[keep],
+                    self.t_max[keep], self.t_min[keep], self.t_d[keep], self.norm[keep]), atoms
+
+
+def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
+    counts = torch.tensor([len(t.numbers) for t in targets])
+    t_max = torch.tensor(np.stack([t.ead_max for t in targets]), dtype=dtype)
+    t_min = torch.tensor(np.stack([t.ead_min for t in targets]), dtype=dtype)
+    return _Set(
+        numbers=torch.as_tensor(np.concatenate([t.numbers for t in targets]), dtype=torch.long),
+        batch=torch.repeat_interleave(torch.arange(len(targets)), counts),
+        cell=params_to_matrix(torch.tensor(np.stack([t.lattice for t in targets]), dtype=dtype)),
+        t_max=t_max, t_min=t_min,
+        t_d=torch.tensor([t.d_min for t in targets], dtype=dtype),
+        norm=t_max.abs().sum(1) + t_min.abs().sum(1),
+    )  # fmt: skip
+
+
+def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float) -> Tensor:
+    """(B,) relative L1 loss of every crystal of the set at positions (N, 3)."""
+    atoms = compute_ead(Crystals(pos, s.numbers, s.cell, s.batch), ead, nl)
+    B, F = s.cell.shape[0], atoms.ead.shape[1]
+    idx = s.batch[:, None].expand(-1, F)
+    e_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax", include_self=False)
+    e_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin", include_self=False)
+    d_min = atoms.nearest.new_full((B,), math.inf).scatter_reduce(0, s.batch, atoms.nearest, "amin")
+    l1 = (e_max - s.t_max).abs().sum(1) + (e_min - s.t_min).abs().sum(1)
+    d_term = torch.where(torch.isfinite(d_min), (d_min - s.t_d).abs() / s.t_d, 1.0)
+    return l1 / s.norm + d_weight * d_term
+
+
+def wrap(pos: Tensor, s: _Set) -> Tensor:
+    """Positions (N, 3) moved into their cell (fractional coordinates in [0, 1))."""
+    cell = s.cell[s.batch]
+    frac = torch.linalg.solve(cell.transpose(1, 2), pos[..., None])[..., 0]
+    return torch.einsum("nk,nkl->nl", frac - torch.floor(frac), cell)
+
+
+class _Descent:
+    """Adam on positions of a shrinking working set, with a Verlet neighbour list."""
+
+    def __init__(self, pos: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig):
+        self.s, self.ead, self.cfg = s, ead, cfg
+        self.ids = torch.arange(s.cell.shape[0])  # positions of the working set in the input
+        self.pos, self.m, self.v = pos.clone(), torch.zeros_like(pos), torch.zeros_like(pos)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        with torch.no_grad():
+            self.pos = wrap(self.pos, self.s)
+        crystals = Crystals(self.pos, self.s.numbers, self.s.cell, self.s.batch)
+        self.nl = neighbor_list(crystals, self.ead.cutoff + self.cfg.skin)
+        self.ref = self.pos.clone()
+
+    def keep(self, keep: Tensor) -> None:
+        """Drop the crystals of the working set where ``keep`` is False."""
+        self.s, atoms = self.s.subset(keep)
+        self.ids, self.pos, self.m, self.v = (self.ids[keep], self.pos[atoms], self.m[atoms],
+                                              self.v[atoms])
+        if len(self.ids):
+            self._rebuild()
+
+    def step(self, t: int, lr: float) -> tuple[Tensor, Tensor]:
+        """Loss (B,) at the current positions, then one Adam update; returns (loss, positions)."""
+        if (self.pos - self.ref).norm(dim=1).max() > 0.5 * self.cfg.skin:
+            self._rebuild()
+        pos = self.pos.detach().requires_grad_(True)
+        loss = descriptor_loss(pos, self.s, self.ead, self.nl, self.cfg.d_min_weight)
+        (grad,) = torch.autograd.grad(loss.sum(), pos)
+        grad = torch.nan_to_num(grad)
+        with torch.no_grad():
+            b1, b2 = 0.9, 0.999
+            self.m.mul_(b1).add_(grad, alpha=1 - b1)
+            self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            m_hat, v_hat = self.m / (1 - b1 ** (t + 1)), self.v / (1 - b2 ** (t + 1))
+            before = self.pos.clone()
+            self.pos = self.pos - lr * m_hat / (v_hat.sqrt() + 1e-8)
+        return loss.detach(), before
+
+
+def descend(pos0: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig
+            ) -> tuple[Tensor, Tensor, Tensor]:
+    """One hop: up to ``cfg.steps`` Adam steps from pos0 (N, 3).
+
+    Returns the best positions seen (N, 3), their loss (B,) and the steps taken (B,).
+    A crystal stops as soon as its loss is below ``cfg.threshold``.
+    """
+    B = s.cell.shape[0]
+    best_loss = torch.full((B,), math.inf, dtype=pos0.dtype)
+    best_pos, steps = pos0.clone(), torch.zeros(B, dtype=torch.long)
+    run = _Descent(pos0, s, ead, cfg)
+    decay = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(cfg.steps - 1, 1))
+    for t in range(cfg.steps):
+        loss, pos = run.step(t, cfg.lr_start * decay**t)
+        steps[run.ids] += 1
+        better = loss < best_loss[run.ids]
+        best_loss[run.ids] = torch.minimum(best_loss[run.ids], loss)
+        atoms_out = torch.isin(s.batch, run.ids[better])
+        best_pos[atoms_out] = pos[better[run.s.batch]]
+        done = loss < cfg.threshold
+        if done.any():
+            run.keep(~done)
+            if not len(run.ids):
+                break
+    return best_pos, best_loss, steps
+
+
+def crystal_generator(seed: int, crystal_id: str) -> torch.Generator:
+    """A generator private to one crystal, so its draws do not depend on batch composition."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}:{crystal_id}".encode()))
+
+
+def _draw(s: _Set, gens: list[torch.Generator], fractional: bool) -> Tensor:
+    """(N, 3): uniform fractional positions as Cartesian (fractional=True), or U[-1, 1] Å."""
+    counts = torch.bincount(s.batch, minlength=s.cell.shape[0]).tolist()
+    out = []
+    for k, (n, g) in enumerate(zip(counts, gens, strict=True)):
+        u = torch.rand((n, 3), generator=g, dtype=torch.float64).to(s.cell.dtype)
+        out.append(u @ s.cell[k] if fractional else 2.0 * u - 1.0)
+    return torch.cat(out)
+
+
+def _take(dst_pos: Tensor, dst_batch: Tensor, which: Tensor, src_pos: Tensor, src_mask: Tensor
+          ) -> None:
+    """Copy the atoms of crystals ``which`` (indices into dst) from src (masked atoms, in order)."""
+    dst_pos[torch.isin(dst_batch, which)] = src_pos[src_mask]
+
+
+def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """One trial for every crystal of ``sub``: random start, then greedy basin hopping."""
+    B = sub.cell.shape[0]
+    best_pos = _draw(sub, gens, fractional=True)
+    best_loss = torch.full((B,), math.inf, dtype=best_pos.dtype)
+    steps = torch.zeros(B, dtype=torch.long)
+    for hop in range(cfg.hops):
+        active = best_loss >= cfg.threshold
+        if not active.any():
+            break
+        hs, atoms = sub.subset(active)
+        init = best_pos[atoms]
+        if hop > 0:
+            act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
+            init = init + cfg.hop_size * _draw(hs, act_gens, fractional=False)
+        pos, loss, st = descend(init, hs, ead, cfg)
+        ids = active.nonzero()[:, 0]
+        steps[ids] += st
+        better = loss < best_loss[ids]
+        best_loss[ids[better]] = loss[better]
+        _take(best_pos, sub.batch, ids[better], pos, better[hs.batch])
+    return best_pos, best_loss, steps
+
+
+def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructConfig
+                      ) -> list[Outcome]:
+    """Reconstruct a batch of crystals; every target must have atoms and a valid lattice."""
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    s = _stack(targets, dtype)
+    gens = [crystal_generator(cfg.seed, t.id) for t in targets]
+    B = len(targets)
+    best_pos = torch.zeros(s.numbers.shape[0], 3, dtype=dtype)
+    best_loss = torch.full((B,), math.inf, dtype=dtype)
+    steps = torch.zeros(B, dtype=torch.long)
+    for _ in range(cfg.trials):
+        todo = best_loss >= cfg.threshold
+        if not todo.any():
+            break
+        sub, _atoms = s.subset(todo)
+        ids = todo.nonzero()[:, 0]
+        pos, loss, st = _hop_loop(sub, [gens[i] for i in ids.tolist()], ead, cfg)
+        steps[ids] += st
+        better = loss < best_loss[ids]
+        best_loss[ids[better]] = loss[better]
+        _take(best_pos, s.batch, ids[better], pos, better[sub.batch])
+    final = wrap(best_pos, s)
+    counts = torch.bincount(s.batch, minlength=B).tolist()
+    return [
+        Outcome(t.id, np.asarray(t.numbers), p.double().numpy(), c.double().numpy(),
+                float(loss), bool(loss < cfg.threshold), int(n))
+        for t, p, c, loss, n in zip(targets, torch.split(final, counts), s.cell, best_loss,
+                                    steps, strict=True)
+    ]

@@ -1,0 +1,163 @@
+"""File-level reconstruction: R vectors (.npz) -> one CIF per crystal and summary.csv.
+
+Results are written as they come (CIF atomically, one flushed CSV row per crystal), so an
+interrupted run resumes where it stopped: ids already in summary.csv are not redone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from structrepdiff.features import atomic_write, load_features
+from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.optimize import Outcome, Target, reconstruct_batch
+from structrepdiff.representation.decode import decode
+
+log = logging.getLogger(__name__)
+FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif")
+
+
+@dataclass(frozen=True)
+class ReconstructJob:
+    """One `structrepdiff reconstruct` run."""
+
+    representations: Path
+    out: Path
+    config: ReconstructConfig = field(default_factory=ReconstructConfig)
+    limit: int | None = None
+    batch_size: int = 8
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ReconstructSummary:
+    counts: dict[str, int]
+    done_before: int
+    seconds: float
+    out: Path
+
+
+def safe_name(crystal_id: str) -> str:
+    """A file-name-safe version of an id."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", crystal_id) or "crystal"
+
+
+def read_summary(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of an existing summary.csv by id; a torn last line (no newline) is dropped."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text)
+    rows = list(csv.DictReader(text.splitlines()))
+    return {r["id"]: r for r in rows if r.get("id")}
+
+
+class SummaryWriter:
+    """Appends one row per crystal to summary.csv, flushed at once."""
+
+    def __init__(self, path: Path):
+        new = not path.exists() or path.stat().st_size == 0
+        self.fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self.writer = csv.DictWriter(self.fh, fieldnames=FIELDS)
+        if new:
+            self.writer.writeheader()
+
+    def write(self, **row) -> None:
+        self.writer.writerow({k: row.get(k, "") for k in FIELDS})
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
+    """Create the output folder, check or write its config, return rows already done."""
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, summary = out / "reconstruct_config.json", out / "summary.csv"
+    settings = {"config": job.config.to_dict(), "representations": str(job.representations)}
+    if job.force:
+        summary.unlink(missing_ok=True)
+    elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
+        raise FileExistsError(f"{out} holds a run with other settings ({cfg_path}); "
+                              "use another --out or --force to start over")
+    atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
+    return read_summary(summary)
+
+
+def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter) -> str:
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure(Lattice(o.cell), o.numbers.tolist(), o.positions, coords_are_cartesian=True)
+    name = f"{safe_name(o.id)}.cif"
+    atomic_write(out / name, lambda p: s.to(filename=str(p), fmt="cif"), force=True, suffix=".cif")
+    status = "converged" if o.converged else "not_converged"
+    writer.write(id=o.id, status=status, loss=f"{o.loss:.6e}", converged=int(o.converged),
+                 steps=o.steps, seconds=f"{seconds:.3f}", cif=name)
+    return status
+
+
+def _reconstruct_safely(batch: list[Target], ead, config: ReconstructConfig):
+    """Yield (Outcome, seconds per crystal), or ((id, reason), seconds) for a crystal that
+    raised; a failing batch is retried crystal by crystal so one bad target spoils nothing."""
+    tb = time.perf_counter()
+    try:
+        outcomes = reconstruct_batch(batch, ead, config)
+    except (ValueError, RuntimeError) as exc:
+        if len(batch) == 1:
+            yield (batch[0].id, f"{type(exc).__name__}: {exc}"), time.perf_counter() - tb
+            return
+        for t in batch:
+            yield from _reconstruct_safely([t], ead, config)
+        return
+    per = (time.perf_counter() - tb) / len(batch)
+    for o in outcomes:
+        yield o, per
+
+
+def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
+    """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows."""
+    t0 = time.perf_counter()
+    fs = load_features(job.representations)
+    done = _prepare_out(job)
+    ids = fs.ids[: job.limit] if job.limit else fs.ids
+    decoded = decode(fs.R[: len(ids)], fs.rep)
+    counts: dict[str, int] = {}
+    writer = SummaryWriter(Path(job.out) / "summary.csv")
+    todo: list[Target] = []
+    try:
+        for rid, d in zip(ids, decoded, strict=True):
+            if rid in done:
+                continue
+            if not d.ok:
+                writer.write(id=rid, status="rejected", reason=d.reason)
+                counts["rejected"] = counts.get("rejected", 0) + 1
+            else:
+                todo.append(Target(rid, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min))
+        bar = tqdm(total=len(todo), disable=not job.progress, desc="reconstruct", unit="crystal")
+        for start in range(0, len(todo), job.batch_size):
+            batch = todo[start : start + job.batch_size]
+            for o, per in _reconstruct_safely(batch, fs.rep.ead, job.config):
+                if isinstance(o, Outcome):
+                    status = _write_outcome(o, Path(job.out), per, writer)
+                else:
+                    status = "failed"
+                    writer.write(id=o[0], status=status, reason=o[1], seconds=f"{per:.3f}")
+                counts[status] = counts.get(status, 0) + 1
+            bar.update(len(batch))
+            bar.set_postfix(counts)
+        bar.close()
+    finally:
+        writer.close()
+    return ReconstructSummary(counts, len(done), time.perf_counter() - t0, Path(job.out))
