@@ -4,6 +4,12 @@ Both versions run in one process on the same crystals, alternating, best of ``--
 the report is the ratio, since this machine is noisy. Example:
 
     python benchmarks/ead_ab.py --baseline 32a98f8 --n 48
+    python benchmarks/ead_ab.py --baseline 3088bb3 --backward --preset small --n 8 \
+        --datasets mp_20 --repeats 10
+
+With ``--backward`` each call is what one reconstruction step costs: EAD forward plus the
+gradient of its sum w.r.t. positions (neighbour list with a 0.5 Å skin, built once), and the
+differences reported are those of the gradients.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from structrepdiff.data.io import load_split
 from structrepdiff.descriptor import ead as ead_new
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.geometry.crystals import Crystals
+from structrepdiff.geometry.neighbors import neighbor_list
 from structrepdiff.representation.encode import canonical
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +64,21 @@ def rel_diff(x: torch.Tensor, ref: torch.Tensor) -> float:
     return ((x - ref).abs()[big] / ref[big]).max().item()
 
 
+def evaluate(mod, c: Crystals, cfg, nl, backward: bool) -> torch.Tensor:
+    """EAD (N, F), or with ``backward`` the gradient (N, 3) of its sum w.r.t. positions."""
+    if not backward:
+        return mod.compute_ead(c, cfg).ead
+    pos = c.positions.clone().requires_grad_(True)
+    ead = mod.compute_ead(Crystals(pos, c.numbers, c.cell, c.batch), cfg, nl).ead
+    return torch.autograd.grad(ead.sum(), pos)[0]
+
+
+def rel_diff_any(x: torch.Tensor, ref: torch.Tensor, backward: bool) -> float:
+    if backward:
+        return ((x.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+    return rel_diff(x, ref)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--baseline", required=True, help="git commit of the baseline ead.py")
@@ -65,6 +87,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=48, help="first N rows of the split")
     p.add_argument("--preset", default="paper")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--backward", action="store_true", help="time forward + position gradient")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     old, cfg = load_baseline(args.baseline), get_preset(args.preset)
@@ -76,10 +99,14 @@ def main() -> None:
         ref = None
         for dtype in (torch.float64, torch.float32):
             c = Crystals.from_structures(structures, dtype=dtype)
-            t_old, base = best_time(lambda c=c: old.compute_ead(c, cfg).ead, args.repeats)
-            t_new, out = best_time(lambda c=c: ead_new.compute_ead(c, cfg).ead, args.repeats)
+            nl = neighbor_list(c, cfg.cutoff + 0.5) if args.backward else None
+            t_old, base = best_time(lambda c=c, nl=nl: evaluate(old, c, cfg, nl, args.backward),
+                                    args.repeats)
+            t_new, out = best_time(lambda c=c, nl=nl: evaluate(ead_new, c, cfg, nl, args.backward),
+                                   args.repeats)
             ref = out.double() if ref is None else ref
-            d_base, d_ref = rel_diff(out, base), rel_diff(out, ref)
+            d_base = rel_diff_any(out, base, args.backward)
+            d_ref = rel_diff_any(out, ref, args.backward)
             print(f"| {ds} | {str(dtype)[6:]} | {len(structures)} | {t_old:.2f} | {t_new:.2f} "
                   f"| {t_old / t_new:.2f}x | {d_base:.1e} | {d_ref:.1e} |")
         sys.stdout.flush()

@@ -161,3 +161,32 @@ def test_config_validation() -> None:
         ReconstructConfig(steps=0)
     with pytest.raises(ValueError, match="dtype"):
         ReconstructConfig(dtype="float16")
+
+
+def test_overlap_term_is_zero_at_the_crystal_and_separates_close_atoms() -> None:
+    import torch
+
+    from structrepdiff.geometry.crystals import Crystals
+    from structrepdiff.geometry.neighbors import neighbor_list
+    from structrepdiff.reconstruct.optimize import _stack, descriptor_loss
+
+    s_true = crystals()["CsCl"]
+    target = targets_of({"CsCl": s_true})
+    s = _stack(target, torch.float64)
+    frac = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]], dtype=torch.float64)  # Cs, Cl
+    order = np.argsort(s_true.atomic_numbers, kind="stable")
+    pos_true = (frac[order] @ s.cell[0]).clone()
+
+    def loss(pos: torch.Tensor, w: float) -> torch.Tensor:
+        nl = neighbor_list(Crystals(pos, s.numbers, s.cell, s.batch), EAD.cutoff)
+        return descriptor_loss(pos, s, EAD, nl, 0.1, overlap_weight=w)
+
+    assert torch.allclose(loss(pos_true, 0.0), loss(pos_true, 5.0))  # no penalty at the truth
+    close = pos_true.clone()
+    close[1] = close[0] + torch.tensor([1.0, 0.2, 0.1], dtype=torch.float64)  # far below d_min
+    close.requires_grad_(True)
+    extra = loss(close, 5.0) - loss(close, 0.0)
+    assert extra.item() > 0.5
+    (g,) = torch.autograd.grad(extra.sum(), close)
+    sep = (close[1] - close[0]).detach()
+    assert torch.dot(g[1] - g[0], sep) < 0  # descending the penalty moves the atoms apart

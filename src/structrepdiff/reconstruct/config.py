@@ -18,6 +18,8 @@ class ReconstructConfig:
         hop_size: a hop moves every coordinate of the trial's best positions by U[-h, h] Å.
         threshold: a crystal is converged, and stops, once its loss falls below this.
         d_min_weight: weight of the relative d_min error in the loss.
+        overlap_weight: weight of the mean over atoms of max(0, t_d - nearest_i) / t_d, a
+            hard-sphere term that pushes every too-close atom apart (0 at the true crystal).
         skin: neighbour-list skin in Å; the list is rebuilt when an atom moved skin/2.
         dtype: "float32" or "float64".
         seed: base seed; each crystal draws from its own generator seeded by (seed, id).
@@ -31,6 +33,7 @@ class ReconstructConfig:
     hop_size: float = 1.0
     threshold: float = 1e-3
     d_min_weight: float = 0.1
+    overlap_weight: float = 0.0
     skin: float = 0.5
     dtype: str = "float32"
     seed: int = 0

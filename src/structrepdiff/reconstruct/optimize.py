@@ -85,7 +85,8 @@ def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
     )  # fmt: skip
 
 
-def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float) -> Tensor:
+def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float,
+                    overlap_weight: float = 0.0) -> Tensor:
     """(B,) relative L1 loss of every crystal of the set at positions (N, 3)."""
     atoms = compute_ead(Crystals(pos, s.numbers, s.cell, s.batch), ead, nl)
     B, F = s.cell.shape[0], atoms.ead.shape[1]
@@ -95,7 +96,13 @@ def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float) -
     d_min = atoms.nearest.new_full((B,), math.inf).scatter_reduce(0, s.batch, atoms.nearest, "amin")
     l1 = (e_max - s.t_max).abs().sum(1) + (e_min - s.t_min).abs().sum(1)
     d_term = torch.where(torch.isfinite(d_min), (d_min - s.t_d).abs() / s.t_d, 1.0)
-    return l1 / s.norm + d_weight * d_term
+    loss = l1 / s.norm + d_weight * d_term
+    if overlap_weight:
+        t_d = s.t_d[s.batch]
+        short = torch.relu(t_d - atoms.nearest.clamp(max=1e3)) / t_d
+        n = torch.bincount(s.batch, minlength=B).to(short.dtype)
+        loss = loss + overlap_weight * short.new_zeros(B).index_add(0, s.batch, short) / n
+    return loss
 
 
 def wrap(pos: Tensor, s: _Set) -> Tensor:
@@ -134,7 +141,8 @@ class _Descent:
         if (self.pos - self.ref).norm(dim=1).max() > 0.5 * self.cfg.skin:
             self._rebuild()
         pos = self.pos.detach().requires_grad_(True)
-        loss = descriptor_loss(pos, self.s, self.ead, self.nl, self.cfg.d_min_weight)
+        loss = descriptor_loss(pos, self.s, self.ead, self.nl, self.cfg.d_min_weight,
+                               self.cfg.overlap_weight)
         (grad,) = torch.autograd.grad(loss.sum(), pos)
         grad = torch.nan_to_num(grad)
         with torch.no_grad():
