@@ -146,6 +146,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--threshold", type=float, default=1e-3)
     p.add_argument("--overlap-weight", type=float, default=0.0)
+    p.add_argument("--swap-prob", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
@@ -157,7 +158,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = ReconstructConfig(trials=args.trials, hops=args.hops, steps=args.steps,
                             threshold=args.threshold, seed=args.seed,
-                            overlap_weight=args.overlap_weight)
+                            overlap_weight=args.overlap_weight, swap_prob=args.swap_prob)
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

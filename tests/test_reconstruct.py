@@ -190,3 +190,25 @@ def test_overlap_term_is_zero_at_the_crystal_and_separates_close_atoms() -> None
     (g,) = torch.autograd.grad(extra.sum(), close)
     sep = (close[1] - close[0]).detach()
     assert torch.dot(g[1] - g[0], sep) < 0  # descending the penalty moves the atoms apart
+
+
+def test_swap_hop_exchanges_two_atoms_of_different_species() -> None:
+    import torch
+
+    from structrepdiff.reconstruct.optimize import _hop, _stack, crystal_generator
+
+    t = targets_of(crystals())  # NaCl, CsCl, SrTiO3
+    s = _stack(t, torch.float64)
+    pos = torch.arange(s.numbers.numel() * 3, dtype=torch.float64).reshape(-1, 3)
+    gens = [crystal_generator(0, x.id) for x in t]
+    cfg = ReconstructConfig(swap_prob=1.0)
+    new = _hop(pos, s, gens, cfg)
+    for k in range(len(t)):
+        atoms = (s.batch == k).nonzero()[:, 0]
+        changed = atoms[(new[atoms] != pos[atoms]).any(1)]
+        assert len(changed) == 2
+        i, j = changed.tolist()
+        assert s.numbers[i] != s.numbers[j]
+        assert torch.equal(new[i], pos[j]) and torch.equal(new[j], pos[i])
+    plain = _hop(pos, s, [crystal_generator(0, x.id) for x in t], ReconstructConfig())
+    assert ((plain - pos).abs() <= 1.0).all() and not torch.equal(plain, pos)

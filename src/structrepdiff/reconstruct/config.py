@@ -16,6 +16,7 @@ class ReconstructConfig:
         steps: Adam steps per hop at most (paper: 300).
         lr_start, lr_end: Adam step size in Å, decayed geometrically within each hop.
         hop_size: a hop moves every coordinate of the trial's best positions by U[-h, h] Å.
+        swap_prob: chance that a hop swaps two atoms of different species instead.
         threshold: a crystal is converged, and stops, once its loss falls below this.
         d_min_weight: weight of the relative d_min error in the loss.
         overlap_weight: weight of the mean over atoms of max(0, t_d - nearest_i) / t_d, a
@@ -31,6 +32,7 @@ class ReconstructConfig:
     lr_start: float = 0.1
     lr_end: float = 0.005
     hop_size: float = 1.0
+    swap_prob: float = 0.0
     threshold: float = 1e-3
     d_min_weight: float = 0.1
     overlap_weight: float = 0.0
@@ -42,6 +44,8 @@ class ReconstructConfig:
         for name in ("trials", "hops", "steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if not 0.0 <= self.swap_prob <= 1.0:
+            raise ValueError("swap_prob must be in [0, 1]")
         if not (self.lr_start > 0 and self.lr_end > 0 and self.hop_size >= 0 and self.skin > 0):
             raise ValueError("learning rates and skin must be positive, hop_size >= 0")
         if self.dtype not in ("float32", "float64"):

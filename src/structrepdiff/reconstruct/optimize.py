@@ -203,6 +203,26 @@ def _take(dst_pos: Tensor, dst_batch: Tensor, which: Tensor, src_pos: Tensor, sr
     dst_pos[torch.isin(dst_batch, which)] = src_pos[src_mask]
 
 
+def _hop(pos: Tensor, s: _Set, gens: list[torch.Generator], cfg: ReconstructConfig) -> Tensor:
+    """A basin hop from pos (N, 3): every coordinate moves by U[-h, h] Å; with probability
+    ``cfg.swap_prob`` a crystal instead swaps two atoms of different species (if it has two)."""
+    moved = pos + cfg.hop_size * _draw(s, gens, fractional=False)
+    if cfg.swap_prob <= 0:
+        return moved
+    starts = torch.cumsum(torch.bincount(s.batch, minlength=s.cell.shape[0]), 0).tolist()
+    for k, g in enumerate(gens):
+        a0, a1 = (starts[k - 1] if k else 0), starts[k]
+        z = s.numbers[a0:a1]
+        if float(torch.rand((), generator=g)) >= cfg.swap_prob or bool((z == z[0]).all()):
+            continue
+        i = int(torch.randint(a1 - a0, (), generator=g))
+        others = (z != z[i]).nonzero()[:, 0]
+        j = int(others[int(torch.randint(len(others), (), generator=g))])
+        moved[a0:a1] = pos[a0:a1]
+        moved[a0 + i], moved[a0 + j] = pos[a0 + j], pos[a0 + i]
+    return moved
+
+
 def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig
               ) -> tuple[Tensor, Tensor, Tensor]:
     """One trial for every crystal of ``sub``: random start, then greedy basin hopping."""
@@ -218,7 +238,7 @@ def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: Recon
         init = best_pos[atoms]
         if hop > 0:
             act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
-            init = init + cfg.hop_size * _draw(hs, act_gens, fractional=False)
+            init = _hop(init, hs, act_gens, cfg)
         pos, loss, st = descend(init, hs, ead, cfg)
         ids = active.nonzero()[:, 0]
         steps[ids] += st
