@@ -107,7 +107,7 @@ def main() -> None:
             ref = out.double() if ref is None else ref
             d_base = rel_diff_any(out, base, args.backward)
             d_ref = rel_diff_any(out, ref, args.backward)
-            print(f"| {ds} | {str(dtype)[6:]} | {len(structures)} | {t_old:.2f} | {t_new:.2f} "
+            print(f"| {ds} | {str(dtype)[6:]} | {len(structures)} | {t_old:.4f} | {t_new:.4f} "
                   f"| {t_old / t_new:.2f}x | {d_base:.1e} | {d_ref:.1e} |")
         sys.stdout.flush()
 
