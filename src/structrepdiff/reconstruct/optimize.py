@@ -197,10 +197,16 @@ def _draw(s: _Set, gens: list[torch.Generator], fractional: bool) -> Tensor:
     return torch.cat(out)
 
 
-def _take(dst_pos: Tensor, dst_batch: Tensor, which: Tensor, src_pos: Tensor, src_mask: Tensor
-          ) -> None:
-    """Copy the atoms of crystals ``which`` (indices into dst) from src (masked atoms, in order)."""
-    dst_pos[torch.isin(dst_batch, which)] = src_pos[src_mask]
+def _keep_better(best: tuple[Tensor, Tensor, Tensor], dst_batch: Tensor, ids: Tensor,
+                 found: tuple[Tensor, Tensor, Tensor], src_batch: Tensor) -> None:
+    """Greedy acceptance in place. ``best`` = (positions (N, 3), loss (B,), steps (B,)) of the
+    full set; ``found`` = the same for its crystals ``ids``, whose atoms are ``src_batch``."""
+    best_pos, best_loss, steps = best
+    pos, loss, st = found
+    steps[ids] += st
+    better = loss < best_loss[ids]
+    best_loss[ids[better]] = loss[better]
+    best_pos[torch.isin(dst_batch, ids[better])] = pos[better[src_batch]]
 
 
 def _hop(pos: Tensor, s: _Set, gens: list[torch.Generator], cfg: ReconstructConfig) -> Tensor:
@@ -239,12 +245,9 @@ def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: Recon
         if hop > 0:
             act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
             init = _hop(init, hs, act_gens, cfg)
-        pos, loss, st = descend(init, hs, ead, cfg)
-        ids = active.nonzero()[:, 0]
-        steps[ids] += st
-        better = loss < best_loss[ids]
-        best_loss[ids[better]] = loss[better]
-        _take(best_pos, sub.batch, ids[better], pos, better[hs.batch])
+        found = descend(init, hs, ead, cfg)
+        _keep_better((best_pos, best_loss, steps), sub.batch, active.nonzero()[:, 0], found,
+                     hs.batch)
     return best_pos, best_loss, steps
 
 
@@ -264,11 +267,8 @@ def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructCon
             break
         sub, _atoms = s.subset(todo)
         ids = todo.nonzero()[:, 0]
-        pos, loss, st = _hop_loop(sub, [gens[i] for i in ids.tolist()], ead, cfg)
-        steps[ids] += st
-        better = loss < best_loss[ids]
-        best_loss[ids[better]] = loss[better]
-        _take(best_pos, s.batch, ids[better], pos, better[sub.batch])
+        found = _hop_loop(sub, [gens[i] for i in ids.tolist()], ead, cfg)
+        _keep_better((best_pos, best_loss, steps), s.batch, ids, found, sub.batch)
     final = wrap(best_pos, s)
     counts = torch.bincount(s.batch, minlength=B).tolist()
     return [
