@@ -229,13 +229,16 @@ def _hop(pos: Tensor, s: _Set, gens: list[torch.Generator], cfg: ReconstructConf
     return moved
 
 
+def _no_best(pos: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(positions, loss = inf, steps = 0): the state before anything was accepted."""
+    return pos, torch.full((n_crystals,), math.inf, dtype=pos.dtype), torch.zeros(
+        n_crystals, dtype=torch.long)
+
+
 def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig
               ) -> tuple[Tensor, Tensor, Tensor]:
     """One trial for every crystal of ``sub``: random start, then greedy basin hopping."""
-    B = sub.cell.shape[0]
-    best_pos = _draw(sub, gens, fractional=True)
-    best_loss = torch.full((B,), math.inf, dtype=best_pos.dtype)
-    steps = torch.zeros(B, dtype=torch.long)
+    best_pos, best_loss, steps = _no_best(_draw(sub, gens, fractional=True), sub.cell.shape[0])
     for hop in range(cfg.hops):
         active = best_loss >= cfg.threshold
         if not active.any():
@@ -258,9 +261,7 @@ def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructCon
     s = _stack(targets, dtype)
     gens = [crystal_generator(cfg.seed, t.id) for t in targets]
     B = len(targets)
-    best_pos = torch.zeros(s.numbers.shape[0], 3, dtype=dtype)
-    best_loss = torch.full((B,), math.inf, dtype=dtype)
-    steps = torch.zeros(B, dtype=torch.long)
+    best_pos, best_loss, steps = _no_best(torch.zeros(s.numbers.shape[0], 3, dtype=dtype), B)
     for _ in range(cfg.trials):
         todo = best_loss >= cfg.threshold
         if not todo.any():
