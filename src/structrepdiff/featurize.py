@@ -14,7 +14,13 @@ import torch
 from tqdm.auto import tqdm
 
 from structrepdiff import __version__
-from structrepdiff.data.io import LoadedStructures, Skipped, load_cifs, load_split
+from structrepdiff.data.io import (
+    LoadedStructures,
+    Skipped,
+    load_cifs,
+    load_split,
+    reason_counts,
+)
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
@@ -67,7 +73,7 @@ class FeaturizeSummary:
     out: Path | None = None
 
     def reason_counts(self) -> Counter:
-        return Counter(s.reason.split(":")[0] for s in self.skipped)
+        return reason_counts(self.skipped)
 
 
 def _load(cfg: FeaturizeConfig) -> tuple[LoadedStructures, Representation]:

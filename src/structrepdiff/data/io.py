@@ -36,8 +36,12 @@ class LoadedStructures:
     skipped: list[Skipped] = field(default_factory=list)
 
     def reason_counts(self) -> Counter:
-        """How many rows were skipped for each kind of reason (text before the first ':')."""
-        return Counter(s.reason.split(":")[0] for s in self.skipped)
+        return reason_counts(self.skipped)
+
+
+def reason_counts(skipped: Iterable[Skipped]) -> Counter:
+    """How many rows were skipped for each kind of reason (text before the first ':')."""
+    return Counter(s.reason.split(":")[0] for s in skipped)
 
 
 def split_path(data_dir: str | Path | None, dataset: str, split: str) -> Path:

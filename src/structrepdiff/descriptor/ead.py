@@ -25,7 +25,6 @@ from structrepdiff.geometry.neighbors import NeighborList, neighbor_list, pair_v
 DEFAULT_CHUNK_ELEMENTS = 1 << 20  # padded (atoms × pairs × radial) elements per chunk
 
 
-
 @lru_cache(maxsize=4)
 def orbitals(L: int) -> tuple[tuple[int, int, int], ...]:
     """Cartesian orbitals (lx, ly, lz) with lx+ly+lz <= L, ordered by total l."""

@@ -24,6 +24,7 @@ from structrepdiff.geometry.cell import params_to_matrix
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.geometry.neighbors import neighbor_list
 from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.representation.encode import pool
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,8 @@ def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float,
                     overlap_weight: float = 0.0) -> Tensor:
     """(B,) relative L1 loss of every crystal of the set at positions (N, 3)."""
     atoms = compute_ead(Crystals(pos, s.numbers, s.cell, s.batch), ead, nl)
-    B, F = s.cell.shape[0], atoms.ead.shape[1]
-    idx = s.batch[:, None].expand(-1, F)
-    e_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax", include_self=False)
-    e_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin", include_self=False)
-    d_min = atoms.nearest.new_full((B,), math.inf).scatter_reduce(0, s.batch, atoms.nearest, "amin")
+    B = s.cell.shape[0]
+    e_max, e_min, d_min = pool(atoms, s.batch, B)
     l1 = (e_max - s.t_max).abs().sum(1) + (e_min - s.t_min).abs().sum(1)
     d_term = torch.where(torch.isfinite(d_min), (d_min - s.t_d).abs() / s.t_d, 1.0)
     loss = l1 / s.norm + d_weight * d_term

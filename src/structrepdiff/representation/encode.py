@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from structrepdiff.descriptor.config import EADConfig
-from structrepdiff.descriptor.ead import compute_ead
+from structrepdiff.descriptor.ead import AtomDescriptors, compute_ead
 from structrepdiff.geometry.cell import matrix_to_params
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.representation.layout import Layout
@@ -71,6 +72,22 @@ def _composition(crystals: Crystals, rep: Representation) -> torch.Tensor:
     return counts / crystals.n_atoms[:, None].to(crystals.dtype)
 
 
+def pool(atoms: AtomDescriptors, batch: Tensor, n_crystals: int
+         ) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-crystal EAD_max (B, F), EAD_min (B, F) and d_min (B,) from per-atom descriptors.
+
+    Differentiable: gradients reach the atom that holds each maximum or minimum.
+    """
+    B, F = n_crystals, atoms.ead.shape[1]
+    idx = batch[:, None].expand(-1, F)
+    ead_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax",
+                                                       include_self=False)
+    ead_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin",
+                                                       include_self=False)
+    d_min = atoms.nearest.new_full((B,), np.inf).scatter_reduce(0, batch, atoms.nearest, "amin")
+    return ead_max, ead_min, d_min
+
+
 def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
     """(B, D) R of a batch, in the crystals' dtype; differentiable in positions and cell.
 
@@ -79,15 +96,8 @@ def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
     bad = [z for z in set(crystals.numbers.tolist()) if rep.element_index(z) is None]
     if bad:
         raise ValueError(f"elements {sorted(bad)} are outside the vocabulary")
-    atoms = compute_ead(crystals, rep.ead)
-    B, F = crystals.n_crystals, rep.ead.n_features
-    idx = crystals.batch[:, None].expand(-1, F)
-    ead_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax",
-                                                       include_self=False)
-    ead_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin",
-                                                       include_self=False)
-    d_min = atoms.nearest.new_full((B,), np.inf).scatter_reduce(0, crystals.batch,
-                                                                atoms.nearest, "amin")
+    ead_max, ead_min, d_min = pool(compute_ead(crystals, rep.ead), crystals.batch,
+                                   crystals.n_crystals)
     n_frac = crystals.n_atoms.to(crystals.dtype) / rep.n_max
     lattice = matrix_to_params(crystals.cell)
     comp = _composition(crystals, rep).to(crystals.positions.device)
