@@ -33,7 +33,8 @@ from structrepdiff.data.io import parse_rows, read_cdvae_csv, split_path
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
+from structrepdiff.reconstruct.optimize import Target, rank_starts, reconstruct_batch
+from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
 
@@ -41,12 +42,27 @@ FIELDS = ("id", "n_atoms", "loss", "converged", "steps", "seconds", "rms", "base
 SIZE_BINS = ((1, 6), (7, 12), (13, 10_000))
 
 
-def subset(dataset: str, split: str, n: int, seed: int, data_dir: str | None):
-    """Seeded subset of a split; MP-20 gets equal shares of N <= 6, 7-12 and >= 13."""
+def load(dataset: str, split: str, data_dir: str | None):
     info = get_dataset(dataset)
     df = read_cdvae_csv(split_path(data_dir, dataset, split))
-    loaded = parse_rows(zip(df["material_id"].astype(str), df["cif"], strict=True),
-                        info.atomic_numbers, info.n_max)
+    return parse_rows(zip(df["material_id"].astype(str), df["cif"], strict=True),
+                      info.atomic_numbers, info.n_max)
+
+
+def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> TemplateSet:
+    """Template crystals of a split (cached in <out>/templates_<dataset>_<split>.npz)."""
+    path = out / f"templates_{dataset}_{split}.npz"
+    if path.exists():
+        return TemplateSet.load(path)
+    loaded = load(dataset, split, data_dir)
+    ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
+    ts.save(path)
+    return ts
+
+
+def subset(dataset: str, split: str, n: int, seed: int, data_dir: str | None):
+    """Seeded subset of a split; MP-20 gets equal shares of N <= 6, 7-12 and >= 13."""
+    loaded = load(dataset, split, data_dir)
     rng = np.random.default_rng(seed)
     sizes = np.array([len(s) for s in loaded.structures])
     if dataset == "mp_20":
@@ -94,6 +110,7 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
     if new:
         writer.writeheader()
     matcher = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
+    tset = templates_for(dataset, args.templates, args.data_dir, out) if args.templates else None
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=dataset, unit="crystal")
     for start in range(0, len(todo), args.batch_size):
         ks = todo[start : start + args.batch_size]
@@ -101,7 +118,12 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
         targets = [Target(ids[k], d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
                    for k, d in zip(ks, decoded, strict=True)]
         t0 = time.perf_counter()
-        outcomes = reconstruct_batch(targets, rep.ead, cfg)
+        starts = None
+        if tset is not None:
+            starts = [rank_starts(t, [f for _, f in tset.candidates(t.numbers, t.lattice,
+                                                                  exclude=t.id)],
+                                  rep.ead, cfg, keep=cfg.trials) for t in targets]
+        outcomes = reconstruct_batch(targets, rep.ead, cfg, starts)
         per = (time.perf_counter() - t0) / len(ks)
         for k, t, o in zip(ks, targets, outcomes, strict=True):
             pred = Structure(Lattice(o.cell), o.numbers.tolist(), o.positions,
@@ -147,6 +169,9 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=1e-3)
     p.add_argument("--overlap-weight", type=float, default=0.0)
     p.add_argument("--swap-prob", type=float, default=0.0)
+    p.add_argument("--templates", metavar="SPLIT",
+                   help="start trials from crystals of this split with the same species-count "
+                        "pattern (e.g. val; reported apart: uses the training crystals)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
@@ -165,6 +190,7 @@ def main() -> None:
     for ds in args.datasets:
         rows = run_dataset(args, ds, cfg, args.out)
         summary[ds] = {**summarize(rows), "preset": args.preset, "split": args.split,
+                       "templates": args.templates,
                        "seed": args.seed, "config": cfg.to_dict(), "command": " ".join(sys.argv),
                        "date": datetime.now(UTC).isoformat(timespec="seconds"),
                        "machine": f"{os.cpu_count()} CPU, {platform.processor() or 'cpu'}, "

@@ -233,10 +233,11 @@ def _no_best(pos: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
         n_crystals, dtype=torch.long)
 
 
-def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig
-              ) -> tuple[Tensor, Tensor, Tensor]:
-    """One trial for every crystal of ``sub``: random start, then greedy basin hopping."""
-    best_pos, best_loss, steps = _no_best(_draw(sub, gens, fractional=True), sub.cell.shape[0])
+def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig,
+              start: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One trial for every crystal of ``sub`` from positions ``start`` (N, 3): a descent, then
+    greedy basin hopping around the best positions."""
+    best_pos, best_loss, steps = _no_best(start, sub.cell.shape[0])
     for hop in range(cfg.hops):
         active = best_loss >= cfg.threshold
         if not active.any():
@@ -252,21 +253,60 @@ def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: Recon
     return best_pos, best_loss, steps
 
 
-def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructConfig
-                      ) -> list[Outcome]:
-    """Reconstruct a batch of crystals; every target must have atoms and a valid lattice."""
+def _trial_start(sub: _Set, gens: list[torch.Generator], starts: list, trial: int) -> Tensor:
+    """(N, 3) start of one trial: uniform random, except crystals with a given start for it
+    (``starts[b]``: fractional (n_b, 3) arrays, used in order, one per trial)."""
+    pos = _draw(sub, gens, fractional=True)  # always drawn, so the random stream is the same
+    counts = torch.bincount(sub.batch, minlength=sub.cell.shape[0]).tolist()
+    offsets = np.cumsum([0] + counts).tolist()
+    for b, given in enumerate(starts):
+        if trial < len(given):
+            frac = torch.as_tensor(np.asarray(given[trial]), dtype=pos.dtype)
+            pos[offsets[b] : offsets[b + 1]] = frac @ sub.cell[b]
+    return pos
+
+
+def rank_starts(target: Target, starts: list[np.ndarray], ead: EADConfig,
+                cfg: ReconstructConfig, keep: int, chunk: int = 64) -> list[np.ndarray]:
+    """The ``keep`` fractional starts (n, 3) with the lowest loss against ``target``, best
+    first (ties keep their given order)."""
+    if not starts:
+        return []
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    losses = []
+    for c0 in range(0, len(starts), chunk):
+        part = starts[c0 : c0 + chunk]
+        s = _stack([target] * len(part), dtype)
+        frac = torch.as_tensor(np.concatenate(part), dtype=dtype)
+        with torch.no_grad():
+            pos = torch.einsum("nk,nkl->nl", frac, s.cell[s.batch])
+            losses.append(descriptor_loss(pos, s, ead, None, cfg.d_min_weight,
+                                          cfg.overlap_weight))
+    order = torch.cat(losses).double().numpy().argsort(kind="stable")
+    return [starts[k] for k in order[:keep]]
+
+
+def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructConfig,
+                      starts: list[list[np.ndarray]] | None = None) -> list[Outcome]:
+    """Reconstruct a batch of crystals; every target must have atoms and a valid lattice.
+
+    ``starts[b]`` optionally lists fractional starting positions (n_b, 3) for crystal b, one
+    per trial in order (e.g. from `rank_starts`); trials beyond them start at random.
+    """
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     s = _stack(targets, dtype)
     gens = [crystal_generator(cfg.seed, t.id) for t in targets]
     B = len(targets)
     best_pos, best_loss, steps = _no_best(torch.zeros(s.numbers.shape[0], 3, dtype=dtype), B)
-    for _ in range(cfg.trials):
+    for trial in range(cfg.trials):
         todo = best_loss >= cfg.threshold
         if not todo.any():
             break
         sub, _atoms = s.subset(todo)
         ids = todo.nonzero()[:, 0]
-        found = _hop_loop(sub, [gens[i] for i in ids.tolist()], ead, cfg)
+        sub_gens = [gens[i] for i in ids.tolist()]
+        given = [starts[i] for i in ids.tolist()] if starts else []
+        found = _hop_loop(sub, sub_gens, ead, cfg, _trial_start(sub, sub_gens, given, trial))
         _keep_better((best_pos, best_loss, steps), s.batch, ids, found, sub.batch)
     final = wrap(best_pos, s)
     counts = torch.bincount(s.batch, minlength=B).tolist()
