@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reconstruction import subset  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
@@ -25,16 +26,15 @@ from structrepdiff.reconstruct.optimize import Target, _stack, descriptor_loss
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, canonical, encode_structures
 
-from reconstruction import subset  # benchmarks/ is on sys.path when run as a script
-
 
 def displaced_losses(structures, ids, rep, d: float, seed: int) -> np.ndarray:
     """(n,) loss of each crystal with every atom moved by d Å in a random direction."""
-    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z)
-                  for s in structures]
+    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z) for s in structures]
     dec = decode(encode_structures(structures, rep), rep)
-    targets = [Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
-               for i, x in zip(ids, dec, strict=True)]
+    targets = [
+        Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
+        for i, x in zip(ids, dec, strict=True)
+    ]
     s = _stack(targets, torch.float64)
     pos = torch.cat([torch.tensor(st.frac_coords) @ s.cell[b] for b, st in enumerate(structures)])
     g = torch.Generator().manual_seed(seed)
@@ -65,14 +65,21 @@ def main() -> None:
         sizes = np.array([len(s) for s in structs])
         result[ds] = {}
         for d in args.displacements:
-            loss = np.concatenate([displaced_losses(structs[k:k + 32], ids[k:k + 32], rep, d,
-                                                    args.seed) for k in range(0, len(ids), 32)])
-            row = {"median": float(np.median(loss)),
-                   "q10_q90": np.quantile(loss, [0.1, 0.9]).tolist(),
-                   "median_by_size": {f"{lo}-{hi}": float(np.median(loss[(sizes >= lo)
-                                                                          & (sizes <= hi)]))
-                                      for lo, hi in ((1, 6), (7, 12), (13, 24))
-                                      if ((sizes >= lo) & (sizes <= hi)).any()}}
+            loss = np.concatenate(
+                [
+                    displaced_losses(structs[k : k + 32], ids[k : k + 32], rep, d, args.seed)
+                    for k in range(0, len(ids), 32)
+                ]
+            )
+            row = {
+                "median": float(np.median(loss)),
+                "q10_q90": np.quantile(loss, [0.1, 0.9]).tolist(),
+                "median_by_size": {
+                    f"{lo}-{hi}": float(np.median(loss[(sizes >= lo) & (sizes <= hi)]))
+                    for lo, hi in ((1, 6), (7, 12), (13, 24))
+                    if ((sizes >= lo) & (sizes <= hi)).any()
+                },
+            }
             result[ds][str(d)] = row
             print(ds, d, json.dumps(row))
     args.out.write_text(json.dumps(result, indent=1))

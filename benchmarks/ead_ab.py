@@ -37,8 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_baseline(commit: str):
     """Import `src/structrepdiff/descriptor/ead.py` as it was at ``commit``."""
-    src = subprocess.run(["git", "show", f"{commit}:src/structrepdiff/descriptor/ead.py"],
-                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{commit}:src/structrepdiff/descriptor/ead.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "ead_baseline.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("ead_baseline", path)
@@ -91,8 +96,10 @@ def main() -> None:
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     old, cfg = load_baseline(args.baseline), get_preset(args.preset)
-    print("| dataset | dtype | crystals | baseline s | this s | speed-up "
-          "| max rel. diff to baseline | max rel. diff to float64 |")
+    print(
+        "| dataset | dtype | crystals | baseline s | this s | speed-up "
+        "| max rel. diff to baseline | max rel. diff to float64 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for ds in args.datasets:
         structures = [canonical(s) for s in load_split(ds, args.split, limit=args.n).structures]
@@ -100,15 +107,19 @@ def main() -> None:
         for dtype in (torch.float64, torch.float32):
             c = Crystals.from_structures(structures, dtype=dtype)
             nl = neighbor_list(c, cfg.cutoff + 0.5) if args.backward else None
-            t_old, base = best_time(lambda c=c, nl=nl: evaluate(old, c, cfg, nl, args.backward),
-                                    args.repeats)
-            t_new, out = best_time(lambda c=c, nl=nl: evaluate(ead_new, c, cfg, nl, args.backward),
-                                   args.repeats)
+            t_old, base = best_time(
+                lambda c=c, nl=nl: evaluate(old, c, cfg, nl, args.backward), args.repeats
+            )
+            t_new, out = best_time(
+                lambda c=c, nl=nl: evaluate(ead_new, c, cfg, nl, args.backward), args.repeats
+            )
             ref = out.double() if ref is None else ref
             d_base = rel_diff_any(out, base, args.backward)
             d_ref = rel_diff_any(out, ref, args.backward)
-            print(f"| {ds} | {str(dtype)[6:]} | {len(structures)} | {t_old:.4f} | {t_new:.4f} "
-                  f"| {t_old / t_new:.2f}x | {d_base:.1e} | {d_ref:.1e} |")
+            print(
+                f"| {ds} | {str(dtype)[6:]} | {len(structures)} | {t_old:.4f} | {t_new:.4f} "
+                f"| {t_old / t_new:.2f}x | {d_base:.1e} | {d_ref:.1e} |"
+            )
         sys.stdout.flush()
 
 

@@ -25,8 +25,10 @@ from typing import Any
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "featurize.json"
 DTYPE_NAMES = ("float64", "float32")
 KEY_FIELDS = ("dataset", "split", "preset", "dtype", "limit", "seed", "batch_size")
-TABLE_HEADER = ("| dataset | split | rows (subset/full) | preset | dtype | mean atoms | crystals/s "
-                "| ms/crystal | peak RSS MiB |")
+TABLE_HEADER = (
+    "| dataset | split | rows (subset/full) | preset | dtype | mean atoms | crystals/s "
+    "| ms/crystal | peak RSS MiB |"
+)
 STDERR_TAIL = 3000
 
 
@@ -39,15 +41,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--datasets", nargs="+", default=["perov_5", "carbon_24", "mp_20"])
     p.add_argument("--split", default="test")
     p.add_argument("--preset", default="paper")
-    p.add_argument("--dtype", nargs="+", action="append",
-                   help="float64 and/or float32 (repeatable, space- or comma-separated list; "
-                   "default both)")
+    p.add_argument(
+        "--dtype",
+        nargs="+",
+        action="append",
+        help="float64 and/or float32 (repeatable, space- or comma-separated list; default both)",
+    )
     p.add_argument("--limit", type=int, default=200, help="rows per dataset; 0 = full split")
     p.add_argument("--seed", type=int, default=0, help="seed of the random row subset")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in the worker")
-    p.add_argument("--data-dir", default=None,
-                   help="data directory (default: $STRUCTREPDIFF_DATA, then ../shared/data)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data directory (default: $STRUCTREPDIFF_DATA, then ../shared/data)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true", help="re-measure keys already in --out")
     p.add_argument("--timeout", type=float, default=None, help="seconds per worker (default none)")
@@ -100,8 +108,14 @@ def parse_selection(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     sub = df.iloc[rows]
     pairs = zip(sub["material_id"].astype(str), sub["cif"], strict=True)
     loaded = parse_rows(pairs, info.atomic_numbers, info.n_max, total=len(sub))
-    facts = {"csv": str(path), "split_rows": len(df), "n_rows": len(rows), "rows_kind": kind,
-             "n_skipped_parse": len(loaded.skipped), "parse_s": time.perf_counter() - t0}
+    facts = {
+        "csv": str(path),
+        "split_rows": len(df),
+        "n_rows": len(rows),
+        "rows_kind": kind,
+        "n_skipped_parse": len(loaded.skipped),
+        "parse_s": time.perf_counter() - t0,
+    }
     return loaded, facts
 
 
@@ -123,9 +137,15 @@ def time_encoding(structures: list, args: argparse.Namespace) -> dict[str, Any]:
         n_finite += int(np.isfinite(R).all(axis=1).sum())
         first = time.perf_counter() - t0 if first is None else first
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"encode_s": seconds, "encode_cpu_s": cpu, "first_batch_s": first,
-            "n_finite": n_finite, "dim": rep.layout.dim, "loadavg_1min_before": load_before,
-            "loadavg_1min_after": os.getloadavg()[0]}
+    return {
+        "encode_s": seconds,
+        "encode_cpu_s": cpu,
+        "first_batch_s": first,
+        "n_finite": n_finite,
+        "dim": rep.layout.dim,
+        "loadavg_1min_before": load_before,
+        "loadavg_1min_after": os.getloadavg()[0],
+    }
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,11 +160,16 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     n = len(loaded.structures)
     atoms = [len(s) for s in loaded.structures]
     return {
-        **facts, **enc, "n": n, "mean_atoms": sum(atoms) / n if n else float("nan"),
+        **facts,
+        **enc,
+        "n": n,
+        "mean_atoms": sum(atoms) / n if n else float("nan"),
         "crystals_per_s": n / enc["encode_s"] if enc["encode_s"] > 0 else float("nan"),
         "ms_per_crystal": 1e3 * enc["encode_s"] / n if n else float("nan"),
-        "peak_rss_mib": rss_peak, "peak_rss_after_parse_mib": rss_parsed,
-        "rss_increase_encode_mib": rss_peak - rss_parsed, "torch_threads": torch.get_num_threads(),
+        "peak_rss_mib": rss_peak,
+        "peak_rss_after_parse_mib": rss_parsed,
+        "rss_increase_encode_mib": rss_peak - rss_parsed,
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -163,12 +188,21 @@ def machine_info() -> dict[str, Any]:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
         model = names[0] if names else ""
-    return {"device": "CPU", "cpu_count": os.cpu_count(), "processor": platform.processor(),
-            "cpu_model": model, "uname": " ".join(platform.uname()),
-            "python": platform.python_version(), "torch": torch.__version__}
+    return {
+        "device": "CPU",
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor(),
+        "cpu_model": model,
+        "uname": " ".join(platform.uname()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def load_results(path: Path) -> dict[str, Any]:
@@ -194,22 +228,52 @@ def save_results(path: Path, results: dict[str, Any]) -> None:
 
 def worker_command(args: argparse.Namespace, dataset: str, dtype: str) -> list[str]:
     """Command line of the worker subprocess for one measurement."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--dataset", dataset,
-           "--split", args.split, "--preset", args.preset, "--dtype", dtype,
-           "--limit", str(args.limit), "--seed", str(args.seed),
-           "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--dataset",
+        dataset,
+        "--split",
+        args.split,
+        "--preset",
+        args.preset,
+        "--dtype",
+        dtype,
+        "--limit",
+        str(args.limit),
+        "--seed",
+        str(args.seed),
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+    ]
     return cmd + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
 
 
 def measure(args: argparse.Namespace, dataset: str, dtype: str) -> dict[str, Any]:
     """Run one worker; its parsed result, or an error record with the stderr tail."""
-    base = {"dataset": dataset, "split": args.split, "preset": args.preset, "dtype": dtype,
-            "limit": args.limit, "seed": args.seed, "batch_size": args.batch_size,
-            "threads": args.threads, "date": dt.datetime.now().astimezone().isoformat()}
+    base = {
+        "dataset": dataset,
+        "split": args.split,
+        "preset": args.preset,
+        "dtype": dtype,
+        "limit": args.limit,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "date": dt.datetime.now().astimezone().isoformat(),
+    }
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(worker_command(args, dataset, dtype), capture_output=True,
-                              text=True, timeout=args.timeout, check=False)
+        proc = subprocess.run(
+            worker_command(args, dataset, dtype),
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"")[-STDERR_TAIL:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
@@ -218,8 +282,11 @@ def measure(args: argparse.Namespace, dataset: str, dtype: str) -> dict[str, Any
     try:
         return {**base, **json.loads(proc.stdout.strip().splitlines()[-1])}
     except (IndexError, json.JSONDecodeError):
-        return {**base, "error": f"worker exited with code {proc.returncode}",
-                "stderr_tail": proc.stderr[-STDERR_TAIL:]}
+        return {
+            **base,
+            "error": f"worker exited with code {proc.returncode}",
+            "stderr_tail": proc.stderr[-STDERR_TAIL:],
+        }
 
 
 def _fmt(x: Any, spec: str) -> str:
@@ -235,9 +302,17 @@ def table_row(m: dict[str, Any]) -> str:
         rows = f"{m['n_rows']} of {m['split_rows']} (subset, seed {m['seed']})"
     else:
         rows = f"{m['n_rows']} (full)"
-    cells = [m["dataset"], m["split"], rows, m["preset"], m["dtype"],
-             _fmt(m.get("mean_atoms"), ".2f"), _fmt(m.get("crystals_per_s"), ".2f"),
-             _fmt(m.get("ms_per_crystal"), ".1f"), _fmt(m.get("peak_rss_mib"), ".0f")]
+    cells = [
+        m["dataset"],
+        m["split"],
+        rows,
+        m["preset"],
+        m["dtype"],
+        _fmt(m.get("mean_atoms"), ".2f"),
+        _fmt(m.get("crystals_per_s"), ".2f"),
+        _fmt(m.get("ms_per_crystal"), ".1f"),
+        _fmt(m.get("peak_rss_mib"), ".0f"),
+    ]
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
@@ -245,14 +320,22 @@ def markdown_report(results: dict[str, Any]) -> str:
     """Markdown table of all measurements with a short header on machine and command."""
     mach = results.get("machine", {})
     cpu = mach.get("cpu_model") or mach.get("processor")
-    lines = [f"# Featurization throughput ({results.get('date', '')})", "",
-             f"Machine: {mach.get('device', 'CPU')}, {cpu}, {mach.get('cpu_count')} logical CPUs;"
-             f" torch {mach.get('torch')}.", "",
-             f"Command: `{results.get('command', '')}`", "",
-             "Encode time only (canonicalisation + EAD + R); CIF parsing is excluded. "
-             "torch threads per measurement: "
-             + ", ".join(sorted({str(m.get('threads')) for m in results['measurements']})) + ".",
-             "", TABLE_HEADER, "|" + "---|" * 9]
+    lines = [
+        f"# Featurization throughput ({results.get('date', '')})",
+        "",
+        f"Machine: {mach.get('device', 'CPU')}, {cpu}, {mach.get('cpu_count')} logical CPUs;"
+        f" torch {mach.get('torch')}.",
+        "",
+        f"Command: `{results.get('command', '')}`",
+        "",
+        "Encode time only (canonicalisation + EAD + R); CIF parsing is excluded. "
+        "torch threads per measurement: "
+        + ", ".join(sorted({str(m.get("threads")) for m in results["measurements"]}))
+        + ".",
+        "",
+        TABLE_HEADER,
+        "|" + "---|" * 9,
+    ]
     lines += [table_row(m) for m in results["measurements"]]
     return "\n".join(lines) + "\n"
 
@@ -262,9 +345,13 @@ def run_parent(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     results = load_results(args.out)
-    results.update(machine=machine_info(), date=dt.datetime.now().astimezone().isoformat(),
-                   command=" ".join([Path(sys.executable).name, *sys.argv]),
-                   seed=args.seed, split=args.split)
+    results.update(
+        machine=machine_info(),
+        date=dt.datetime.now().astimezone().isoformat(),
+        command=" ".join([Path(sys.executable).name, *sys.argv]),
+        seed=args.seed,
+        split=args.split,
+    )
     todo = [(d, t) for d in args.datasets for t in args.dtypes]
     bar = tqdm(todo, desc="measurements", unit="run")
     for dataset, dtype in bar:

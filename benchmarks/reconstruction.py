@@ -45,8 +45,9 @@ SIZE_BINS = ((1, 6), (7, 12), (13, 10_000))
 def load(dataset: str, split: str, data_dir: str | None):
     info = get_dataset(dataset)
     df = read_cdvae_csv(split_path(data_dir, dataset, split))
-    return parse_rows(zip(df["material_id"].astype(str), df["cif"], strict=True),
-                      info.atomic_numbers, info.n_max)
+    return parse_rows(
+        zip(df["material_id"].astype(str), df["cif"], strict=True), info.atomic_numbers, info.n_max
+    )
 
 
 def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> TemplateSet:
@@ -66,8 +67,10 @@ def subset(dataset: str, split: str, n: int, seed: int, data_dir: str | None):
     rng = np.random.default_rng(seed)
     sizes = np.array([len(s) for s in loaded.structures])
     if dataset == "mp_20":
-        picks = [rng.choice(np.flatnonzero((sizes >= lo) & (sizes <= hi)), n // 3, replace=False)
-                 for lo, hi in SIZE_BINS]
+        picks = [
+            rng.choice(np.flatnonzero((sizes >= lo) & (sizes <= hi)), n // 3, replace=False)
+            for lo, hi in SIZE_BINS
+        ]
         idx = np.sort(np.concatenate(picks))
     else:
         idx = np.sort(rng.choice(len(sizes), min(n, len(sizes)), replace=False))
@@ -115,23 +118,39 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
     for start in range(0, len(todo), args.batch_size):
         ks = todo[start : start + args.batch_size]
         decoded = decode(encode_structures([structures[k] for k in ks], rep), rep)
-        targets = [Target(ids[k], d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
-                   for k, d in zip(ks, decoded, strict=True)]
+        targets = [
+            Target(ids[k], d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
+            for k, d in zip(ks, decoded, strict=True)
+        ]
         t0 = time.perf_counter()
         starts = None
         if tset is not None:
-            starts = [rank_starts(t, [f for _, f in tset.candidates(t.numbers, t.lattice,
-                                                                  exclude=t.id)],
-                                  rep.ead, cfg, keep=cfg.trials) for t in targets]
+            starts = [
+                rank_starts(
+                    t,
+                    [f for _, f in tset.candidates(t.numbers, t.lattice, exclude=t.id)],
+                    rep.ead,
+                    cfg,
+                    keep=cfg.trials,
+                )
+                for t in targets
+            ]
         outcomes = reconstruct_batch(targets, rep.ead, cfg, starts)
         per = (time.perf_counter() - t0) / len(ks)
         for k, t, o in zip(ks, targets, outcomes, strict=True):
-            pred = Structure(Lattice(o.cell), o.numbers.tolist(), o.positions,
-                             coords_are_cartesian=True)
-            row = {"id": o.id, "n_atoms": len(o.numbers), "loss": f"{o.loss:.6e}",
-                   "converged": int(o.converged), "steps": o.steps, "seconds": f"{per:.3f}",
-                   "rms": rms_or_none(matcher, pred, structures[k]),
-                   "baseline_rms": random_baseline(t, structures[k], matcher, args.seed)}
+            pred = Structure(
+                Lattice(o.cell), o.numbers.tolist(), o.positions, coords_are_cartesian=True
+            )
+            row = {
+                "id": o.id,
+                "n_atoms": len(o.numbers),
+                "loss": f"{o.loss:.6e}",
+                "converged": int(o.converged),
+                "steps": o.steps,
+                "seconds": f"{per:.3f}",
+                "rms": rms_or_none(matcher, pred, structures[k]),
+                "baseline_rms": random_baseline(t, structures[k], matcher, args.seed),
+            }
             writer.writerow(row)
             done[o.id] = {k2: ("" if v is None else str(v)) for k2, v in row.items()}
         fh.flush()
@@ -169,9 +188,12 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=1e-3)
     p.add_argument("--overlap-weight", type=float, default=0.0)
     p.add_argument("--swap-prob", type=float, default=0.0)
-    p.add_argument("--templates", metavar="SPLIT",
-                   help="start trials from crystals of this split with the same species-count "
-                        "pattern (e.g. val; reported apart: uses the training crystals)")
+    p.add_argument(
+        "--templates",
+        metavar="SPLIT",
+        help="start trials from crystals of this split with the same species-count "
+        "pattern (e.g. val; reported apart: uses the training crystals)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
@@ -181,20 +203,32 @@ def main() -> None:
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    cfg = ReconstructConfig(trials=args.trials, hops=args.hops, steps=args.steps,
-                            threshold=args.threshold, seed=args.seed,
-                            overlap_weight=args.overlap_weight, swap_prob=args.swap_prob)
+    cfg = ReconstructConfig(
+        trials=args.trials,
+        hops=args.hops,
+        steps=args.steps,
+        threshold=args.threshold,
+        seed=args.seed,
+        overlap_weight=args.overlap_weight,
+        swap_prob=args.swap_prob,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for ds in args.datasets:
         rows = run_dataset(args, ds, cfg, args.out)
-        summary[ds] = {**summarize(rows), "preset": args.preset, "split": args.split,
-                       "templates": args.templates,
-                       "seed": args.seed, "config": cfg.to_dict(), "command": " ".join(sys.argv),
-                       "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "machine": f"{os.cpu_count()} CPU, {platform.processor() or 'cpu'}, "
-                                  f"torch {torch.__version__}, {args.threads} threads"}
+        summary[ds] = {
+            **summarize(rows),
+            "preset": args.preset,
+            "split": args.split,
+            "templates": args.templates,
+            "seed": args.seed,
+            "config": cfg.to_dict(),
+            "command": " ".join(sys.argv),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{os.cpu_count()} CPU, {platform.processor() or 'cpu'}, "
+            f"torch {torch.__version__}, {args.threads} threads",
+        }
         tmp = summary_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1))
         os.replace(tmp, summary_path)

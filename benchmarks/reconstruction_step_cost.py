@@ -34,18 +34,24 @@ def step_cost(dataset: str, preset: str, n: int, steps: int, dtype: str) -> dict
     info = get_dataset(dataset)
     structures = load_split(dataset, "test", limit=n).structures
     rep = Representation(get_preset(preset), info.atomic_numbers, info.n_max)
-    targets = [Target(str(k), d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
-               for k, d in enumerate(decode(encode_structures(structures, rep), rep))]
+    targets = [
+        Target(str(k), d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
+        for k, d in enumerate(decode(encode_structures(structures, rep), rep))
+    ]
     cfg = ReconstructConfig(steps=steps, threshold=0.0, dtype=dtype)
     s = _stack(targets, torch.float32 if dtype == "float32" else torch.float64)
     start = _draw(s, [crystal_generator(0, t.id) for t in targets], fractional=True)
     t0 = time.perf_counter()
     _, _, done = descend(start, s, rep.ead, cfg)
     seconds = time.perf_counter() - t0
-    return {"dataset": dataset, "preset": preset, "n": n,
-            "mean_atoms": sum(len(t.numbers) for t in targets) / n,
-            "crystal_steps_per_s": int(done.sum()) / seconds,
-            "ms_per_crystal_step": 1e3 * seconds / int(done.sum())}
+    return {
+        "dataset": dataset,
+        "preset": preset,
+        "n": n,
+        "mean_atoms": sum(len(t.numbers) for t in targets) / n,
+        "crystal_steps_per_s": int(done.sum()) / seconds,
+        "ms_per_crystal_step": 1e3 * seconds / int(done.sum()),
+    }
 
 
 def main() -> None:
@@ -62,8 +68,11 @@ def main() -> None:
     for ds in args.datasets:
         for preset in args.presets:
             r = step_cost(ds, preset, args.n, args.steps, args.dtype)
-            print(f"| {ds} | {preset} | {r['n']} | {r['mean_atoms']:.1f} | "
-                  f"{r['crystal_steps_per_s']:.0f} | {r['ms_per_crystal_step']:.1f} |", flush=True)
+            print(
+                f"| {ds} | {preset} | {r['n']} | {r['mean_atoms']:.1f} | "
+                f"{r['crystal_steps_per_s']:.0f} | {r['ms_per_crystal_step']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

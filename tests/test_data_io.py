@@ -209,7 +209,9 @@ def _check_mixed(loaded) -> None:
     assert "10" in reasons["big"] and "5" in reasons["big"]
     assert "empty" in reasons["empty"].lower()
     assert loaded.reason_counts() == {
-        "unparseable CIF": 2, "element outside the vocabulary": 1, "too many atoms": 1,
+        "unparseable CIF": 2,
+        "element outside the vocabulary": 1,
+        "too many atoms": 1,
     }
 
 
@@ -275,7 +277,8 @@ def test_load_cifs_folder_good_and_bad(tmp_path):
     assert loaded.ids == ["a_good", "b_good"]  # sorted file order
     assert [s.composition.reduced_formula for s in loaded.structures] == ["SrTiO3", "BaTiO3"]
     assert {s.id: s.reason.split(":")[0] for s in loaded.skipped} == {
-        "c_broken": "unparseable CIF", "d_noble": "element outside the vocabulary",
+        "c_broken": "unparseable CIF",
+        "d_noble": "element outside the vocabulary",
     }
 
 
@@ -292,8 +295,9 @@ def test_load_cifs_ids_unique_even_when_suffix_collides(tmp_path):
     for sub, stem in (("d1", "a"), ("d2", "a"), ("d3", "a_2")):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / f"{stem}.cif").write_text(GOOD_CIF)
-    loaded = load_cifs([tmp_path / d for d in ("d1", "d2", "d3")],
-                       PEROV.atomic_numbers, PEROV.n_max)
+    loaded = load_cifs(
+        [tmp_path / d for d in ("d1", "d2", "d3")], PEROV.atomic_numbers, PEROV.n_max
+    )
     assert len(set(loaded.ids)) == 3
 
 

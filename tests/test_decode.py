@@ -60,7 +60,8 @@ def test_round_trip_on_real_rows(dataset):
 def test_largest_remainder_exact_fractions():
     np.testing.assert_array_equal(largest_remainder(np.array([0.2, 0.2, 0.6]), 5), [1, 1, 3])
     np.testing.assert_array_equal(
-        largest_remainder(np.array([0.0, 0.25, 0.0, 0.75]), 20), [0, 5, 0, 15])
+        largest_remainder(np.array([0.0, 0.25, 0.0, 0.75]), 20), [0, 5, 0, 15]
+    )
 
 
 def test_largest_remainder_noisy_fractions_sum_to_n():
@@ -222,8 +223,12 @@ def test_scaler_torch_round_trip(dtype):
     Rt = torch.tensor(R, dtype=dtype)
     Zt = sc.transform(Rt)
     assert isinstance(Zt, torch.Tensor) and Zt.dtype == dtype
-    np.testing.assert_allclose(Zt.double().numpy(), sc.transform(R),
-                               rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-5)
+    np.testing.assert_allclose(
+        Zt.double().numpy(),
+        sc.transform(R),
+        rtol=1e-5 if dtype == torch.float32 else 1e-12,
+        atol=1e-5,
+    )
     back = sc.inverse(Zt)
     assert back.dtype == dtype
     tol = 1e-5 if dtype == torch.float32 else 1e-12

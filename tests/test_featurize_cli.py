@@ -39,8 +39,19 @@ def cif_dir(tmp_path) -> Path:
 
 
 def _cif_args(cif_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["featurize", "--cif", str(cif_dir), "--elements-from", "perov_5",
-            "--preset", "small", "--out", str(out), "--no-progress", *extra]
+    return [
+        "featurize",
+        "--cif",
+        str(cif_dir),
+        "--elements-from",
+        "perov_5",
+        "--preset",
+        "small",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_featurize_cif_folder(cif_dir, tmp_path, capsys):
@@ -104,24 +115,41 @@ def test_featurize_real_split_matches_library(tmp_path, capsys):
     except (DataNotFoundError, FileNotFoundError) as exc:
         pytest.skip(f"real perov_5 val data not available: {exc}")
     out = tmp_path / "val.npz"
-    code = main(["featurize", "--dataset", "perov_5", "--split", "val", "--limit", "4",
-                 "--preset", "small", "--data-dir", str(data_dir), "--out", str(out),
-                 "--no-progress"])
+    code = main(
+        [
+            "featurize",
+            "--dataset",
+            "perov_5",
+            "--split",
+            "val",
+            "--limit",
+            "4",
+            "--preset",
+            "small",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "featurized 4 crystals" in capsys.readouterr().out
     fs = load_features(out)
     loaded = load_split("perov_5", "val", data_dir=data_dir, limit=4)
     assert fs.R.shape == (4, SMALL_LAYOUT.dim)
     assert fs.ids == loaded.ids
-    expected = encode_structures(loaded.structures, Representation(SMALL, PEROV.atomic_numbers,
-                                                                   PEROV.n_max))
+    expected = encode_structures(
+        loaded.structures, Representation(SMALL, PEROV.atomic_numbers, PEROV.n_max)
+    )
     np.testing.assert_allclose(fs.R, expected, rtol=1e-12, atol=1e-15)
     assert fs.source["dataset"] == "perov_5" and fs.source["split"] == "val"
 
 
 def test_featurize_default_preset_is_paper():
-    args = build_parser().parse_args(["featurize", "--dataset", "mp_20", "--split", "val",
-                                      "--out", "x.npz"])
+    args = build_parser().parse_args(
+        ["featurize", "--dataset", "mp_20", "--split", "val", "--out", "x.npz"]
+    )
     assert args.preset == "paper"
     assert get_preset(args.preset).cutoff == 20.0
 
@@ -131,16 +159,34 @@ def test_featurize_default_preset_is_paper():
     [
         (["--cif", "CIFDIR"], "--elements-from"),
         (["--dataset", "perov_5"], "--split"),
-        (["--dataset", "perov_5", "--split", "val", "--cif", "CIFDIR",
-          "--elements-from", "perov_5"], "either"),
+        (
+            [
+                "--dataset",
+                "perov_5",
+                "--split",
+                "val",
+                "--cif",
+                "CIFDIR",
+                "--elements-from",
+                "perov_5",
+            ],
+            "either",
+        ),
         ([], "either"),
     ],
     ids=["cif-without-elements", "dataset-without-split", "dataset-and-cif", "no-input"],
 )
 def test_featurize_argument_errors(args, expected, cif_dir, tmp_path, capsys):
     out = tmp_path / "x.npz"
-    argv = ["featurize", *[str(cif_dir) if a == "CIFDIR" else a for a in args],
-            "--out", str(out), "--no-progress", "--preset", "small"]
+    argv = [
+        "featurize",
+        *[str(cif_dir) if a == "CIFDIR" else a for a in args],
+        "--out",
+        str(out),
+        "--no-progress",
+        "--preset",
+        "small",
+    ]
     code = main(argv)
     captured = capsys.readouterr()
     assert code != 0

@@ -52,8 +52,12 @@ def test_lattice_problem_reasons() -> None:
 
 
 def test_conversions_round_trip(skewed_structure) -> None:
-    atoms = Atoms(numbers=[6, 8], positions=[[0, 0, 0], [1.2, 0.3, 5.0]],
-                  cell=[[3, 0, 0], [1, 3, 0], [0, 1, 4]], pbc=True)
+    atoms = Atoms(
+        numbers=[6, 8],
+        positions=[[0, 0, 0], [1.2, 0.3, 5.0]],
+        cell=[[3, 0, 0], [1, 3, 0], [0, 1, 4]],
+        pbc=True,
+    )
     batch = Crystals.from_atoms([atoms, atoms])
     assert batch.batch.tolist() == [0, 0, 1, 1]
     back = batch.to_atoms()[1]

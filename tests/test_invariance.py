@@ -42,23 +42,33 @@ def base() -> tuple[list[Structure], np.ndarray]:
 
 def test_translation(base) -> None:
     structures, R = base
-    moved = [Structure(s.lattice, s.species, s.cart_coords + np.array([1.234, -0.77, 3.1]),
-                       coords_are_cartesian=True) for s in structures]
+    moved = [
+        Structure(
+            s.lattice,
+            s.species,
+            s.cart_coords + np.array([1.234, -0.77, 3.1]),
+            coords_are_cartesian=True,
+        )
+        for s in structures
+    ]
     assert_same(R, _R(moved))
 
 
 def test_rotation(base) -> None:
     structures, R = base
     rot = Rotation.from_euler("zyx", [33.0, -71.0, 12.0], degrees=True).as_matrix()
-    rotated = [Structure(Lattice(s.lattice.matrix @ rot.T), s.species, s.frac_coords)
-               for s in structures]
+    rotated = [
+        Structure(Lattice(s.lattice.matrix @ rot.T), s.species, s.frac_coords) for s in structures
+    ]
     assert_same(R, _R(rotated))
 
 
 def test_permutation(base) -> None:
     structures, R = base
-    perm = [Structure.from_sites([s[k] for k in np.random.default_rng(3).permutation(len(s))])
-            for s in structures]
+    perm = [
+        Structure.from_sites([s[k] for k in np.random.default_rng(3).permutation(len(s))])
+        for s in structures
+    ]
     assert_same(R, _R(perm))
 
 
@@ -73,8 +83,12 @@ def test_equivalent_cell(base) -> None:
     """A sheared, unimodular change of basis describes the same crystal: same R after Niggli."""
     structures, R = base
     M = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])  # det 1
-    other = [Structure(Lattice(M @ s.lattice.matrix), s.species, s.cart_coords,
-                       coords_are_cartesian=True) for s in structures]
+    other = [
+        Structure(
+            Lattice(M @ s.lattice.matrix), s.species, s.cart_coords, coords_are_cartesian=True
+        )
+        for s in structures
+    ]
     assert not np.allclose(other[0].lattice.abc, structures[0].lattice.abc)
     assert_same(R, _R(other))
 

@@ -26,8 +26,11 @@ MATCHER = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
 
 def crystals() -> dict[str, Structure]:
     fcc = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-    nacl = Structure(Lattice.cubic(5.64), ["Na"] * 4 + ["Cl"] * 4,
-                     [*fcc, [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]])
+    nacl = Structure(
+        Lattice.cubic(5.64),
+        ["Na"] * 4 + ["Cl"] * 4,
+        [*fcc, [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]],
+    )
     return {
         "NaCl": nacl.get_primitive_structure(),
         "CsCl": Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
@@ -39,8 +42,10 @@ def crystals() -> dict[str, Structure]:
 
 def targets_of(structs: dict[str, Structure]) -> list[Target]:
     decoded = decode(encode_structures(list(structs.values()), REP), REP)
-    return [Target(k, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
-            for k, d in zip(structs, decoded, strict=True)]
+    return [
+        Target(k, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
+        for k, d in zip(structs, decoded, strict=True)
+    ]
 
 
 def as_structure(o) -> Structure:
@@ -67,8 +72,9 @@ def test_small_crystals_are_recovered(outcomes) -> None:
 def test_converged_crystals_stop_and_unreachable_ones_use_the_budget() -> None:
     easy, hard = targets_of({"CsCl": crystals()["CsCl"]})[0], targets_of(crystals())[0]
     # no arrangement of 2 atoms has twice the EAD of rock salt: this one can never converge
-    hard = dataclasses.replace(hard, id="unreachable", ead_max=2 * hard.ead_max,
-                               ead_min=2 * hard.ead_min)
+    hard = dataclasses.replace(
+        hard, id="unreachable", ead_max=2 * hard.ead_max, ead_min=2 * hard.ead_min
+    )
     cfg = ReconstructConfig(trials=2, hops=2, steps=60, seed=1)
     o_easy, o_hard = reconstruct_batch([easy, hard], EAD, cfg)
     assert o_easy.converged and o_easy.steps < 60
@@ -107,10 +113,25 @@ def test_cli_writes_cifs_and_resumes_without_redoing(tmp_path, monkeypatch, caps
     npz, out = _feature_file(tmp_path, R, list(structs)), tmp_path / "rec"
     seen: list[str] = []
     real = run.reconstruct_batch
-    monkeypatch.setattr(run, "reconstruct_batch",
-                        lambda b, e, c: seen.extend(t.id for t in b) or real(b, e, c))
-    args = ["reconstruct", "--representations", str(npz), "--out", str(out), "--trials", "3",
-            "--hops", "3", "--steps", "200", "--batch-size", "2", "--no-progress"]
+    monkeypatch.setattr(
+        run, "reconstruct_batch", lambda b, e, c: seen.extend(t.id for t in b) or real(b, e, c)
+    )
+    args = [
+        "reconstruct",
+        "--representations",
+        str(npz),
+        "--out",
+        str(out),
+        "--trials",
+        "3",
+        "--hops",
+        "3",
+        "--steps",
+        "200",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     assert main([*args, "--limit", "2"]) == 0
     assert seen == ["NaCl", "CsCl"]
     assert main(args) == 0
@@ -147,8 +168,25 @@ def test_bad_vectors_get_statuses_and_nothing_raises(tmp_path, monkeypatch) -> N
         return real(batch, ead, cfg)
 
     monkeypatch.setattr(run, "reconstruct_batch", explode)
-    assert main(["reconstruct", "--representations", str(npz), "--out", str(out),
-                 "--steps", "5", "--trials", "1", "--hops", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                "--representations",
+                str(npz),
+                "--out",
+                str(out),
+                "--steps",
+                "5",
+                "--trials",
+                "1",
+                "--hops",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     by_id = {r["id"]: r for r in _summary(out)}
     assert by_id["nan"]["status"] == "rejected" and "non-finite" in by_id["nan"]["reason"]
     assert by_id["cell"]["status"] == "rejected" and "no valid cell" in by_id["cell"]["reason"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
+from tests.test_reconstruct import EAD, MATCHER, as_structure, crystals, targets_of
 
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import rank_starts, reconstruct_batch
@@ -13,12 +14,14 @@ from structrepdiff.reconstruct.templates import (
     signature,
     species_maps,
 )
-from tests.test_reconstruct import EAD, MATCHER, as_structure, crystals, targets_of
 
 
 def perovskite(a: str, b: str, x: str, lattice: float) -> Structure:
-    return Structure(Lattice.cubic(lattice), [a, b, x, x, x],
-                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Structure(
+        Lattice.cubic(lattice),
+        [a, b, x, x, x],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
 
 
 def test_signature_and_species_maps_rename_equal_counts_every_way() -> None:
@@ -38,15 +41,19 @@ def test_signature_and_species_maps_rename_equal_counts_every_way() -> None:
 
 def test_shape_distance_ignores_volume_and_sees_shape() -> None:
     cubic = np.array([4.0, 4.0, 4.0, 90, 90, 90])
-    cells = np.array([[5.0, 5.0, 5.0, 90, 90, 90], [4.0, 4.0, 6.0, 90, 90, 90],
-                      [4.0, 4.0, 4.0, 60, 60, 60]])
+    cells = np.array(
+        [[5.0, 5.0, 5.0, 90, 90, 90], [4.0, 4.0, 6.0, 90, 90, 90], [4.0, 4.0, 4.0, 60, 60, 60]]
+    )
     d = shape_distance(cubic, cells)
     assert d[0] < 1e-12 and d[1] > 0.1 and d[2] > 1.0
 
 
 def test_candidates_match_signature_exclude_and_round_trip(tmp_path) -> None:
-    structs = [perovskite("Ba", "Ti", "O", 4.0), perovskite("Sr", "Ti", "O", 3.9),
-               crystals()["CsCl"]]
+    structs = [
+        perovskite("Ba", "Ti", "O", 4.0),
+        perovskite("Sr", "Ti", "O", 3.9),
+        crystals()["CsCl"],
+    ]
     ts = TemplateSet.from_structures(["BaTiO3", "SrTiO3", "CsCl"], structs)
     path = tmp_path / "t.npz"
     ts.save(path)

@@ -29,8 +29,10 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         if self.R.ndim != 2 or self.R.shape != (len(self.ids), self.rep.layout.dim):
-            raise ValueError(f"R shape {self.R.shape} does not match {len(self.ids)} ids "
-                             f"and dimension {self.rep.layout.dim}")
+            raise ValueError(
+                f"R shape {self.R.shape} does not match {len(self.ids)} ids "
+                f"and dimension {self.rep.layout.dim}"
+            )
 
     def block(self, name: str) -> np.ndarray:
         """Columns of one named block, e.g. ``fs.block("lattice")`` -> (n, 6)."""
@@ -67,9 +69,15 @@ def save_features(fs: FeatureSet, path: str | Path, force: bool = False) -> None
         "atomic_numbers": np.array(fs.rep.atomic_numbers, dtype=np.int64),
         "skipped_ids": np.array([s.id for s in fs.skipped], dtype=str),
         "skipped_reasons": np.array([s.reason for s in fs.skipped], dtype=str),
-        "meta": np.array(json.dumps({"format_version": FORMAT_VERSION,
-                                     "representation": fs.rep.to_dict(),
-                                     "source": fs.source})),
+        "meta": np.array(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "representation": fs.rep.to_dict(),
+                    "source": fs.source,
+                }
+            )
+        ),
     }
 
     def write(tmp: Path) -> None:
@@ -91,10 +99,16 @@ def load_features(path: str | Path) -> FeatureSet:
             meta = json.loads(str(f["meta"]))
             if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError("missing or unsupported format_version in meta")
-            skipped = [Skipped(str(i), str(r))
-                       for i, r in zip(f["skipped_ids"], f["skipped_reasons"], strict=True)]
-            return FeatureSet(R=f["R"], ids=[str(x) for x in f["ids"]],
-                              rep=Representation.from_dict(meta["representation"]),
-                              skipped=skipped, source=meta.get("source", {}))
+            skipped = [
+                Skipped(str(i), str(r))
+                for i, r in zip(f["skipped_ids"], f["skipped_reasons"], strict=True)
+            ]
+            return FeatureSet(
+                R=f["R"],
+                ids=[str(x) for x in f["ids"]],
+                rep=Representation.from_dict(meta["representation"]),
+                skipped=skipped,
+                source=meta.get("source", {}),
+            )
     except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
         raise ValueError(f"{path} is not a structrepdiff feature file: {exc}") from exc

@@ -91,10 +91,16 @@ def _load(cfg: FeaturizeConfig) -> tuple[LoadedStructures, Representation]:
 Rows = tuple[list[np.ndarray], list[str], list[Skipped]]
 
 
-def encode_loaded(loaded: LoadedStructures, rep: Representation, dtype: torch.dtype,
-                  batch_size: int, progress: bool, resume: Rows | None = None,
-                  checkpoint: Callable[[Rows], None] | None = None,
-                  every_s: float | None = None) -> Rows:
+def encode_loaded(
+    loaded: LoadedStructures,
+    rep: Representation,
+    dtype: torch.dtype,
+    batch_size: int,
+    progress: bool,
+    resume: Rows | None = None,
+    checkpoint: Callable[[Rows], None] | None = None,
+    every_s: float | None = None,
+) -> Rows:
     """Encode the loaded structures in batches: (R rows, their ids, rows skipped here).
 
     Rows that do not encode to finite values are skipped with a reason. ``resume`` holds rows
@@ -105,8 +111,13 @@ def encode_loaded(loaded: LoadedStructures, rep: Representation, dtype: torch.dt
     rows, ids, skipped = resume if resume is not None else ([], [], [])
     done = set(ids) | {s.id for s in skipped}
     todo = [k for k, rid in enumerate(loaded.ids) if rid not in done]
-    bar = tqdm(total=len(loaded.ids), initial=len(loaded.ids) - len(todo), disable=not progress,
-               desc="featurize", unit="crystal")
+    bar = tqdm(
+        total=len(loaded.ids),
+        initial=len(loaded.ids) - len(todo),
+        disable=not progress,
+        desc="featurize",
+        unit="crystal",
+    )
     last = time.monotonic()
     for start in range(0, len(todo), batch_size):
         idx = todo[start : start + batch_size]
@@ -159,18 +170,23 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
         if path is not None and Path(path).exists() and not cfg.force:
             raise FileExistsError(f"{path} exists; pass --force to overwrite")
     loaded, rep = _load(cfg)
-    source = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
-              for k, v in asdict(cfg).items() if k not in ("force", "progress")}
+    source = {
+        k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(cfg).items()
+        if k not in ("force", "progress")
+    }
     source["structrepdiff_version"] = __version__
     partial = out.with_name(out.name + ".partial")
 
     def checkpoint(state: Rows) -> None:
-        save_features(FeatureSet(_stack(state[0], rep), state[1], rep, state[2], source),
-                      partial, force=True)
+        save_features(
+            FeatureSet(_stack(state[0], rep), state[1], rep, state[2], source), partial, force=True
+        )
 
     resume = None if cfg.force else _resume(partial, rep, source)
-    rows, ids, enc_skipped = encode_loaded(loaded, rep, DTYPES[cfg.dtype], cfg.batch_size,
-                                           cfg.progress, resume, checkpoint)
+    rows, ids, enc_skipped = encode_loaded(
+        loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint
+    )
     R, skipped = _stack(rows, rep), loaded.skipped + enc_skipped
     save_features(FeatureSet(R, ids, rep, skipped, source), out, force=cfg.force)
     partial.unlink(missing_ok=True)

@@ -20,10 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=6, help="random starts per crystal")
     p.add_argument("--hops", type=int, default=7, help="basin-hopping hops per trial")
     p.add_argument("--steps", type=int, default=300, help="Adam steps per hop")
-    p.add_argument("--threshold", type=float, default=1e-3,
-                   help="relative L1 loss below which a crystal counts as converged")
-    p.add_argument("--lr", type=float, nargs=2, default=(0.1, 0.005), metavar=("START", "END"),
-                   help="Adam step size in Å, decayed within each hop")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=1e-3,
+        help="relative L1 loss below which a crystal counts as converged",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs=2,
+        default=(0.1, 0.005),
+        metavar=("START", "END"),
+        help="Adam step size in Å, decayed within each hop",
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
@@ -39,15 +49,30 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ValueError("--batch-size and --limit must be positive")
     config = ReconstructConfig(
-        trials=args.trials, hops=args.hops, steps=args.steps, threshold=args.threshold,
-        lr_start=args.lr[0], lr_end=args.lr[1], dtype=args.dtype, seed=args.seed,
+        trials=args.trials,
+        hops=args.hops,
+        steps=args.steps,
+        threshold=args.threshold,
+        lr_start=args.lr[0],
+        lr_end=args.lr[1],
+        dtype=args.dtype,
+        seed=args.seed,
     )
-    job = ReconstructJob(args.representations, args.out, config, args.limit, args.batch_size,
-                         args.force, not args.no_progress)
+    job = ReconstructJob(
+        args.representations,
+        args.out,
+        config,
+        args.limit,
+        args.batch_size,
+        args.force,
+        not args.no_progress,
+    )
     s = run_reconstruction(job)
     total = sum(s.counts.values())
-    print(f"reconstructed {total} vectors in {s.seconds:.1f} s -> {s.out}/summary.csv "
-          f"({s.done_before} already done before this run)")
+    print(
+        f"reconstructed {total} vectors in {s.seconds:.1f} s -> {s.out}/summary.csv "
+        f"({s.done_before} already done before this run)"
+    )
     for status, n in sorted(s.counts.items()):
         print(f"  {status:14s} {n}")
     return 0

@@ -103,8 +103,13 @@ def parse_cif(text: str) -> Structure:
             raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def parse_rows(rows: Iterable[tuple[str, str]], atomic_numbers: Sequence[int], n_max: int,
-               progress: bool = False, total: int | None = None) -> LoadedStructures:
+def parse_rows(
+    rows: Iterable[tuple[str, str]],
+    atomic_numbers: Sequence[int],
+    n_max: int,
+    progress: bool = False,
+    total: int | None = None,
+) -> LoadedStructures:
     """Parse (id, cif text) pairs; bad ones are skipped, logged and counted with a reason."""
     out = LoadedStructures()
     for rid, text in tqdm(rows, total=total, disable=not progress, desc="parse", unit="cif"):
@@ -123,8 +128,13 @@ def parse_rows(rows: Iterable[tuple[str, str]], atomic_numbers: Sequence[int], n
     return out
 
 
-def load_split(dataset: str, split: str, data_dir: str | Path | None = None,
-               limit: int | None = None, progress: bool = False) -> LoadedStructures:
+def load_split(
+    dataset: str,
+    split: str,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> LoadedStructures:
     """Structures of one dataset split, validated against the dataset's vocabulary and N_max."""
     info = get_dataset(dataset)
     df = read_cdvae_csv(split_path(data_dir, dataset, split), limit=limit)
@@ -147,8 +157,9 @@ def expand_cif_paths(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def load_cifs(paths: Sequence[str | Path], atomic_numbers: Sequence[int], n_max: int,
-              progress: bool = False) -> LoadedStructures:
+def load_cifs(
+    paths: Sequence[str | Path], atomic_numbers: Sequence[int], n_max: int, progress: bool = False
+) -> LoadedStructures:
     """Structures from CIF files or folders; ids are the file stems (made unique)."""
     files = expand_cif_paths(paths)
     used: set[str] = set()

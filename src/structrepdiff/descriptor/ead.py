@@ -109,8 +109,14 @@ def _window(d: Tensor, eta: float, cfg: EADConfig) -> int:
     return max(1, int((d.detach() < reach).sum(1).max()))
 
 
-def _chunk_rho(crystals: Crystals, nl: NeighborList, cfg: EADConfig, atoms: tuple[int, int],
-               pairs: tuple[int, int], starts: Tensor) -> tuple[Tensor, Tensor]:
+def _chunk_rho(
+    crystals: Crystals,
+    nl: NeighborList,
+    cfg: EADConfig,
+    atoms: tuple[int, int],
+    pairs: tuple[int, int],
+    starts: Tensor,
+) -> tuple[Tensor, Tensor]:
     """ρ (n_a, F) and nearest distance (n_a,) for centre atoms [a0, a1) and their pairs.
 
     Pair vectors are scattered into a padded (n_a, K, 3) block first (pad = a vector beyond
@@ -152,8 +158,12 @@ def _chunk_rho(crystals: Crystals, nl: NeighborList, cfg: EADConfig, atoms: tupl
     return torch.cat(rho, dim=1), nearest
 
 
-def compute_ead(crystals: Crystals, cfg: EADConfig, nl: NeighborList | None = None,
-                chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> AtomDescriptors:
+def compute_ead(
+    crystals: Crystals,
+    cfg: EADConfig,
+    nl: NeighborList | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> AtomDescriptors:
     """Per-atom EAD of a batch: (N, (L+1)·|η|·|Rs|), order l-major, then η, then Rs.
 
     Args:

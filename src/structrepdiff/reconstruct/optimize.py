@@ -68,8 +68,15 @@ class _Set:
         """The crystals where ``keep`` (B,) is True, and the (N,) mask of their atoms."""
         atoms = keep[self.batch]
         remap = torch.cumsum(keep.long(), 0) - 1
-        return _Set(self.numbers[atoms], remap[self.batch[atoms]], self.cell[keep],
-                    self.t_max[keep], self.t_min[keep], self.t_d[keep], self.norm[keep]), atoms
+        return _Set(
+            self.numbers[atoms],
+            remap[self.batch[atoms]],
+            self.cell[keep],
+            self.t_max[keep],
+            self.t_min[keep],
+            self.t_d[keep],
+            self.norm[keep],
+        ), atoms
 
 
 def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
@@ -86,8 +93,9 @@ def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
     )  # fmt: skip
 
 
-def descriptor_loss(pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float,
-                    overlap_weight: float = 0.0) -> Tensor:
+def descriptor_loss(
+    pos: Tensor, s: _Set, ead: EADConfig, nl, d_weight: float, overlap_weight: float = 0.0
+) -> Tensor:
     """(B,) relative L1 loss of every crystal of the set at positions (N, 3)."""
     atoms = compute_ead(Crystals(pos, s.numbers, s.cell, s.batch), ead, nl)
     B = s.cell.shape[0]
@@ -129,8 +137,12 @@ class _Descent:
     def keep(self, keep: Tensor) -> None:
         """Drop the crystals of the working set where ``keep`` is False."""
         self.s, atoms = self.s.subset(keep)
-        self.ids, self.pos, self.m, self.v = (self.ids[keep], self.pos[atoms], self.m[atoms],
-                                              self.v[atoms])
+        self.ids, self.pos, self.m, self.v = (
+            self.ids[keep],
+            self.pos[atoms],
+            self.m[atoms],
+            self.v[atoms],
+        )
         if len(self.ids):
             self._rebuild()
 
@@ -139,8 +151,9 @@ class _Descent:
         if (self.pos - self.ref).norm(dim=1).max() > 0.5 * self.cfg.skin:
             self._rebuild()
         pos = self.pos.detach().requires_grad_(True)
-        loss = descriptor_loss(pos, self.s, self.ead, self.nl, self.cfg.d_min_weight,
-                               self.cfg.overlap_weight)
+        loss = descriptor_loss(
+            pos, self.s, self.ead, self.nl, self.cfg.d_min_weight, self.cfg.overlap_weight
+        )
         (grad,) = torch.autograd.grad(loss.sum(), pos)
         grad = torch.nan_to_num(grad)
         with torch.no_grad():
@@ -153,8 +166,9 @@ class _Descent:
         return loss.detach(), before
 
 
-def descend(pos0: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig
-            ) -> tuple[Tensor, Tensor, Tensor]:
+def descend(
+    pos0: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig
+) -> tuple[Tensor, Tensor, Tensor]:
     """One hop: up to ``cfg.steps`` Adam steps from pos0 (N, 3).
 
     Returns the best positions seen (N, 3), their loss (B,) and the steps taken (B,).
@@ -195,8 +209,13 @@ def _draw(s: _Set, gens: list[torch.Generator], fractional: bool) -> Tensor:
     return torch.cat(out)
 
 
-def _keep_better(best: tuple[Tensor, Tensor, Tensor], dst_batch: Tensor, ids: Tensor,
-                 found: tuple[Tensor, Tensor, Tensor], src_batch: Tensor) -> None:
+def _keep_better(
+    best: tuple[Tensor, Tensor, Tensor],
+    dst_batch: Tensor,
+    ids: Tensor,
+    found: tuple[Tensor, Tensor, Tensor],
+    src_batch: Tensor,
+) -> None:
     """Greedy acceptance in place. ``best`` = (positions (N, 3), loss (B,), steps (B,)) of the
     full set; ``found`` = the same for its crystals ``ids``, whose atoms are ``src_batch``."""
     best_pos, best_loss, steps = best
@@ -229,12 +248,16 @@ def _hop(pos: Tensor, s: _Set, gens: list[torch.Generator], cfg: ReconstructConf
 
 def _no_best(pos: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
     """(positions, loss = inf, steps = 0): the state before anything was accepted."""
-    return pos, torch.full((n_crystals,), math.inf, dtype=pos.dtype), torch.zeros(
-        n_crystals, dtype=torch.long)
+    return (
+        pos,
+        torch.full((n_crystals,), math.inf, dtype=pos.dtype),
+        torch.zeros(n_crystals, dtype=torch.long),
+    )
 
 
-def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig,
-              start: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _hop_loop(
+    sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig, start: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """One trial for every crystal of ``sub`` from positions ``start`` (N, 3): a descent, then
     greedy basin hopping around the best positions."""
     best_pos, best_loss, steps = _no_best(start, sub.cell.shape[0])
@@ -248,8 +271,9 @@ def _hop_loop(sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: Recon
             act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
             init = _hop(init, hs, act_gens, cfg)
         found = descend(init, hs, ead, cfg)
-        _keep_better((best_pos, best_loss, steps), sub.batch, active.nonzero()[:, 0], found,
-                     hs.batch)
+        _keep_better(
+            (best_pos, best_loss, steps), sub.batch, active.nonzero()[:, 0], found, hs.batch
+        )
     return best_pos, best_loss, steps
 
 
@@ -258,7 +282,7 @@ def _trial_start(sub: _Set, gens: list[torch.Generator], starts: list, trial: in
     (``starts[b]``: fractional (n_b, 3) arrays, used in order, one per trial)."""
     pos = _draw(sub, gens, fractional=True)  # always drawn, so the random stream is the same
     counts = torch.bincount(sub.batch, minlength=sub.cell.shape[0]).tolist()
-    offsets = np.cumsum([0] + counts).tolist()
+    offsets = np.cumsum([0, *counts]).tolist()
     for b, given in enumerate(starts):
         if trial < len(given):
             frac = torch.as_tensor(np.asarray(given[trial]), dtype=pos.dtype)
@@ -266,8 +290,14 @@ def _trial_start(sub: _Set, gens: list[torch.Generator], starts: list, trial: in
     return pos
 
 
-def rank_starts(target: Target, starts: list[np.ndarray], ead: EADConfig,
-                cfg: ReconstructConfig, keep: int, chunk: int = 64) -> list[np.ndarray]:
+def rank_starts(
+    target: Target,
+    starts: list[np.ndarray],
+    ead: EADConfig,
+    cfg: ReconstructConfig,
+    keep: int,
+    chunk: int = 64,
+) -> list[np.ndarray]:
     """The ``keep`` fractional starts (n, 3) with the lowest loss against ``target``, best
     first (ties keep their given order)."""
     if not starts:
@@ -280,14 +310,17 @@ def rank_starts(target: Target, starts: list[np.ndarray], ead: EADConfig,
         frac = torch.as_tensor(np.concatenate(part), dtype=dtype)
         with torch.no_grad():
             pos = torch.einsum("nk,nkl->nl", frac, s.cell[s.batch])
-            losses.append(descriptor_loss(pos, s, ead, None, cfg.d_min_weight,
-                                          cfg.overlap_weight))
+            losses.append(descriptor_loss(pos, s, ead, None, cfg.d_min_weight, cfg.overlap_weight))
     order = torch.cat(losses).double().numpy().argsort(kind="stable")
     return [starts[k] for k in order[:keep]]
 
 
-def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructConfig,
-                      starts: list[list[np.ndarray]] | None = None) -> list[Outcome]:
+def reconstruct_batch(
+    targets: list[Target],
+    ead: EADConfig,
+    cfg: ReconstructConfig,
+    starts: list[list[np.ndarray]] | None = None,
+) -> list[Outcome]:
     """Reconstruct a batch of crystals; every target must have atoms and a valid lattice.
 
     ``starts[b]`` optionally lists fractional starting positions (n_b, 3) for crystal b, one
@@ -311,8 +344,16 @@ def reconstruct_batch(targets: list[Target], ead: EADConfig, cfg: ReconstructCon
     final = wrap(best_pos, s)
     counts = torch.bincount(s.batch, minlength=B).tolist()
     return [
-        Outcome(t.id, np.asarray(t.numbers), p.double().numpy(), c.double().numpy(),
-                float(loss), bool(loss < cfg.threshold), int(n))
-        for t, p, c, loss, n in zip(targets, torch.split(final, counts), s.cell, best_loss,
-                                    steps, strict=True)
+        Outcome(
+            t.id,
+            np.asarray(t.numbers),
+            p.double().numpy(),
+            c.double().numpy(),
+            float(loss),
+            bool(loss < cfg.threshold),
+            int(n),
+        )
+        for t, p, c, loss, n in zip(
+            targets, torch.split(final, counts), s.cell, best_loss, steps, strict=True
+        )
     ]

@@ -90,8 +90,10 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     if job.force:
         summary.unlink(missing_ok=True)
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
-        raise FileExistsError(f"{out} holds a run with other settings ({cfg_path}); "
-                              "use another --out or --force to start over")
+        raise FileExistsError(
+            f"{out} holds a run with other settings ({cfg_path}); "
+            "use another --out or --force to start over"
+        )
     atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
     return read_summary(summary)
 
@@ -103,8 +105,15 @@ def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter)
     name = f"{safe_name(o.id)}.cif"
     atomic_write(out / name, lambda p: s.to(filename=str(p), fmt="cif"), force=True, suffix=".cif")
     status = "converged" if o.converged else "not_converged"
-    writer.write(id=o.id, status=status, loss=f"{o.loss:.6e}", converged=int(o.converged),
-                 steps=o.steps, seconds=f"{seconds:.3f}", cif=name)
+    writer.write(
+        id=o.id,
+        status=status,
+        loss=f"{o.loss:.6e}",
+        converged=int(o.converged),
+        steps=o.steps,
+        seconds=f"{seconds:.3f}",
+        cif=name,
+    )
     return status
 
 

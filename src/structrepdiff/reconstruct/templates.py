@@ -35,8 +35,9 @@ def shape_distance(lattice: np.ndarray, lattices: np.ndarray) -> np.ndarray:
         a = np.atleast_2d(p)
         rad = np.radians(a[:, 3:])
         c = np.cos(rad)
-        vol = np.prod(a[:, :3], 1) * np.sqrt(np.clip(
-            1 - (c**2).sum(1) + 2 * c.prod(1), 1e-12, None))
+        vol = np.prod(a[:, :3], 1) * np.sqrt(
+            np.clip(1 - (c**2).sum(1) + 2 * c.prod(1), 1e-12, None)
+        )
         return np.concatenate([np.log(a[:, :3] / np.cbrt(vol)[:, None]), a[:, 3:] / 60.0], 1)
 
     return np.abs(shape(lattices) - shape(lattice)).sum(1)
@@ -90,13 +91,21 @@ class TemplateSet:
         from structrepdiff.representation.encode import canonical
 
         red = [canonical(s) for s in structures]
-        return cls(tuple(ids), tuple(np.array([site.specie.Z for site in s]) for s in red),
-                   tuple(np.asarray(s.frac_coords, dtype=np.float64) for s in red),
-                   np.array([s.lattice.parameters for s in red], dtype=np.float64).reshape(-1, 6))
+        return cls(
+            tuple(ids),
+            tuple(np.array([site.specie.Z for site in s]) for s in red),
+            tuple(np.asarray(s.frac_coords, dtype=np.float64) for s in red),
+            np.array([s.lattice.parameters for s in red], dtype=np.float64).reshape(-1, 6),
+        )
 
-    def candidates(self, numbers: np.ndarray, lattice: np.ndarray, limit: int = 16,
-                   maps_per_template: int = 6, exclude: str | None = None
-                   ) -> list[tuple[str, np.ndarray]]:
+    def candidates(
+        self,
+        numbers: np.ndarray,
+        lattice: np.ndarray,
+        limit: int = 16,
+        maps_per_template: int = 6,
+        exclude: str | None = None,
+    ) -> list[tuple[str, np.ndarray]]:
         """Starts for one target: (template id, fractional coordinates (n, 3) in target atom
         order), from the ``limit`` templates with the same signature and the closest cell shape.
         ``exclude`` drops a template id (the target itself, when it is in the set)."""
@@ -114,13 +123,22 @@ class TemplateSet:
 
     def save(self, path: str | os.PathLike) -> None:
         counts = np.array([len(z) for z in self.numbers])
-        np.savez_compressed(path, ids=np.array(self.ids), counts=counts,
-                            numbers=np.concatenate(self.numbers), frac=np.concatenate(self.frac),
-                            lattice=self.lattice)
+        np.savez_compressed(
+            path,
+            ids=np.array(self.ids),
+            counts=counts,
+            numbers=np.concatenate(self.numbers),
+            frac=np.concatenate(self.frac),
+            lattice=self.lattice,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TemplateSet:
         with np.load(Path(path), allow_pickle=False) as f:
             cuts = np.cumsum(f["counts"])[:-1]
-            return cls(tuple(str(i) for i in f["ids"]), tuple(np.split(f["numbers"], cuts)),
-                       tuple(np.split(f["frac"], cuts)), f["lattice"])
+            return cls(
+                tuple(str(i) for i in f["ids"]),
+                tuple(np.split(f["numbers"], cuts)),
+                tuple(np.split(f["frac"], cuts)),
+                f["lattice"],
+            )

@@ -51,8 +51,12 @@ class Representation:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Representation:
-        rep = cls(EADConfig.from_dict(d["ead"]), tuple(d["atomic_numbers"]), int(d["n_max"]),
-                  bool(d.get("canonicalize", True)))
+        rep = cls(
+            EADConfig.from_dict(d["ead"]),
+            tuple(d["atomic_numbers"]),
+            int(d["n_max"]),
+            bool(d.get("canonicalize", True)),
+        )
         if "layout" in d and Layout.from_dict(d["layout"]) != rep.layout:
             raise ValueError("stored layout does not match the descriptor settings")
         return rep
@@ -67,23 +71,25 @@ def _composition(crystals: Crystals, rep: Representation) -> torch.Tensor:
     """(B, V) element fractions over the vocabulary."""
     cols = torch.tensor([rep.element_index(int(z)) for z in crystals.numbers.tolist()])
     counts = torch.zeros(crystals.n_crystals, len(rep.atomic_numbers), dtype=crystals.dtype)
-    counts.index_put_((crystals.batch, cols), torch.ones_like(cols, dtype=crystals.dtype),
-                      accumulate=True)
+    counts.index_put_(
+        (crystals.batch, cols), torch.ones_like(cols, dtype=crystals.dtype), accumulate=True
+    )
     return counts / crystals.n_atoms[:, None].to(crystals.dtype)
 
 
-def pool(atoms: AtomDescriptors, batch: Tensor, n_crystals: int
-         ) -> tuple[Tensor, Tensor, Tensor]:
+def pool(atoms: AtomDescriptors, batch: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
     """Per-crystal EAD_max (B, F), EAD_min (B, F) and d_min (B,) from per-atom descriptors.
 
     Differentiable: gradients reach the atom that holds each maximum or minimum.
     """
     B, F = n_crystals, atoms.ead.shape[1]
     idx = batch[:, None].expand(-1, F)
-    ead_max = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amax",
-                                                       include_self=False)
-    ead_min = atoms.ead.new_zeros(B, F).scatter_reduce(0, idx, atoms.ead, "amin",
-                                                       include_self=False)
+    ead_max = atoms.ead.new_zeros(B, F).scatter_reduce(
+        0, idx, atoms.ead, "amax", include_self=False
+    )
+    ead_min = atoms.ead.new_zeros(B, F).scatter_reduce(
+        0, idx, atoms.ead, "amin", include_self=False
+    )
     d_min = atoms.nearest.new_full((B,), np.inf).scatter_reduce(0, batch, atoms.nearest, "amin")
     return ead_max, ead_min, d_min
 
@@ -96,16 +102,18 @@ def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
     bad = [z for z in set(crystals.numbers.tolist()) if rep.element_index(z) is None]
     if bad:
         raise ValueError(f"elements {sorted(bad)} are outside the vocabulary")
-    ead_max, ead_min, d_min = pool(compute_ead(crystals, rep.ead), crystals.batch,
-                                   crystals.n_crystals)
+    ead_max, ead_min, d_min = pool(
+        compute_ead(crystals, rep.ead), crystals.batch, crystals.n_crystals
+    )
     n_frac = crystals.n_atoms.to(crystals.dtype) / rep.n_max
     lattice = matrix_to_params(crystals.cell)
     comp = _composition(crystals, rep).to(crystals.positions.device)
     return torch.cat([ead_max, ead_min, d_min[:, None], comp, n_frac[:, None], lattice], dim=1)
 
 
-def encode_batch(structures: Sequence, rep: Representation,
-                 dtype: torch.dtype = torch.float64) -> np.ndarray:
+def encode_batch(
+    structures: Sequence, rep: Representation, dtype: torch.dtype = torch.float64
+) -> np.ndarray:
     """R (b, D) float64 for one batch of pymatgen Structures (canonicalised first)."""
     if rep.canonicalize:
         structures = [canonical(s) for s in structures]
@@ -114,15 +122,23 @@ def encode_batch(structures: Sequence, rep: Representation,
     return R.double().numpy()
 
 
-def iter_batches(structures: Sequence, rep: Representation, batch_size: int = 32,
-                 dtype: torch.dtype = torch.float64) -> Iterator[np.ndarray]:
+def iter_batches(
+    structures: Sequence,
+    rep: Representation,
+    batch_size: int = 32,
+    dtype: torch.dtype = torch.float64,
+) -> Iterator[np.ndarray]:
     """Yield R (b, D) as float64 numpy, ``batch_size`` structures at a time."""
     for start in range(0, len(structures), batch_size):
         yield encode_batch(structures[start : start + batch_size], rep, dtype)
 
 
-def encode_structures(structures: Sequence, rep: Representation, batch_size: int = 32,
-                      dtype: torch.dtype = torch.float64) -> np.ndarray:
+def encode_structures(
+    structures: Sequence,
+    rep: Representation,
+    batch_size: int = 32,
+    dtype: torch.dtype = torch.float64,
+) -> np.ndarray:
     """R (n, D) float64 for a list of pymatgen Structures."""
     parts = list(iter_batches(structures, rep, batch_size, dtype))
     return np.concatenate(parts) if parts else np.zeros((0, rep.layout.dim))
