@@ -33,13 +33,26 @@ from structrepdiff.data.io import parse_rows, read_cdvae_csv, split_path
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.optimize import Target, rank_starts, reconstruct_batch
+from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
+from structrepdiff.reconstruct.run import template_starts
 from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
 
 FIELDS = ("id", "n_atoms", "loss", "converged", "steps", "seconds", "rms", "baseline_rms")
 SIZE_BINS = ((1, 6), (7, 12), (13, 10_000))
+CALIBRATION = Path(__file__).parent / "results" / "threshold.json"
+
+
+def by_size(rows: list[dict]) -> dict[str, str]:
+    """converged / matched / count per atom-count bin."""
+    out = {}
+    for lo, hi in SIZE_BINS:
+        rr = [r for r in rows if lo <= int(r["n_atoms"]) <= hi]
+        conv = sum(int(r["converged"]) for r in rr)
+        match = sum(r["rms"] not in ("", "None") for r in rr)
+        out[f"{lo}-{hi if hi < 10_000 else ''}"] = f"{conv}/{match}/{len(rr)}"
+    return out
 
 
 def load(dataset: str, split: str, data_dir: str | None):
@@ -123,18 +136,7 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
             for k, d in zip(ks, decoded, strict=True)
         ]
         t0 = time.perf_counter()
-        starts = None
-        if tset is not None:
-            starts = [
-                rank_starts(
-                    t,
-                    [f for _, f in tset.candidates(t.numbers, t.lattice, exclude=t.id)],
-                    rep.ead,
-                    cfg,
-                    keep=cfg.trials,
-                )
-                for t in targets
-            ]
+        starts = None if tset is None else template_starts(targets, tset, rep.ead, cfg)
         outcomes = reconstruct_batch(targets, rep.ead, cfg, starts)
         per = (time.perf_counter() - t0) / len(ks)
         for k, t, o in zip(ks, targets, outcomes, strict=True):
@@ -160,7 +162,17 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
     return [done[i] for i in ids]
 
 
-def summarize(rows: list[dict]) -> dict:
+def calibrated_threshold(dataset: str, path: Path = CALIBRATION) -> float | None:
+    """Median loss at 0.01 Å displacement for a dataset (benchmarks/calibrate_threshold.py)."""
+    if not path.exists():
+        return None
+    row = json.loads(path.read_text()).get(dataset, {}).get("0.01")
+    return None if row is None else float(row["median"])
+
+
+def summarize(rows: list[dict], calibrated: float | None = None) -> dict:
+    """Table-1 numbers of one dataset's rows; ``calibrated`` adds the fraction with loss below
+    that threshold (a looser one than the run's stop threshold)."""
     rms = np.array([float(r["rms"]) for r in rows if r["rms"] not in ("", "None")])
     base = [r for r in rows if r["baseline_rms"] not in ("", "None")]
     steps = np.array([int(r["steps"]) for r in rows])
@@ -170,6 +182,10 @@ def summarize(rows: list[dict]) -> dict:
         "n": len(rows), "match_rate": round(100 * len(rms) / len(rows), 2),
         "rmse": round(float(rms.mean()), 4) if len(rms) else None, "rms_q10_q50_q90": q,
         "converged": round(100 * np.mean([int(r["converged"]) for r in rows]), 2),
+        "calibrated_threshold": calibrated,
+        "converged_calibrated": None if calibrated is None else round(
+            100 * np.mean([float(r["loss"]) < calibrated for r in rows]), 2),
+        "by_size": by_size(rows),
         "baseline_match_rate": round(100 * len(base) / len(rows), 2),
         "s_per_crystal": round(float(secs.mean()), 2),
         "crystal_steps_per_s": round(float(steps.sum() / max(secs.sum(), 1e-9)), 1),
@@ -188,6 +204,8 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=1e-3)
     p.add_argument("--overlap-weight", type=float, default=0.0)
     p.add_argument("--swap-prob", type=float, default=0.0)
+    p.add_argument("--hop-size", type=float, default=1.0)
+    p.add_argument("--lr-start", type=float, default=0.1)
     p.add_argument(
         "--templates",
         metavar="SPLIT",
@@ -211,6 +229,8 @@ def main() -> None:
         seed=args.seed,
         overlap_weight=args.overlap_weight,
         swap_prob=args.swap_prob,
+        hop_size=args.hop_size,
+        lr_start=args.lr_start,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "summary.json"
@@ -218,7 +238,7 @@ def main() -> None:
     for ds in args.datasets:
         rows = run_dataset(args, ds, cfg, args.out)
         summary[ds] = {
-            **summarize(rows),
+            **summarize(rows, calibrated_threshold(ds)),
             "preset": args.preset,
             "split": args.split,
             "templates": args.templates,
@@ -232,7 +252,7 @@ def main() -> None:
         tmp = summary_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1))
         os.replace(tmp, summary_path)
-        print(ds, json.dumps(summarize(rows)))
+        print(ds, json.dumps(summary[ds]))
 
 
 if __name__ == "__main__":

@@ -80,3 +80,37 @@ def test_template_of_the_same_prototype_converges_at_once() -> None:
     assert out.converged and out.steps <= 5
     rms = MATCHER.get_rms_dist(as_structure(out), crystals()["SrTiO3"])
     assert rms is not None and rms[0] < 0.01
+
+
+def test_cli_templates_then_reconstruct_from_them(tmp_path, capsys) -> None:
+    """`templates` reads a split from --data-dir; `reconstruct --templates` starts from it."""
+    import gzip
+
+    from tests.test_reconstruct import REP, _summary
+
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import FeatureSet, save_features
+    from structrepdiff.representation.encode import encode_structures
+
+    rows = [("mp-1", perovskite("Ba", "Ti", "O", 4.0)), ("mp-2", perovskite("Ca", "Ti", "O", 3.8))]
+    (tmp_path / "perov_5").mkdir()
+    with gzip.open(tmp_path / "perov_5" / "val.csv.gz", "wt") as fh:
+        import csv
+
+        w = csv.writer(fh)
+        w.writerow(["material_id", "cif"])
+        w.writerows([i, s.to(fmt="cif")] for i, s in rows)
+    tpl = tmp_path / "tpl.npz"
+    args = ["templates", "--dataset", "perov_5", "--data-dir", str(tmp_path), "--out", str(tpl)]
+    assert main([*args, "--no-progress"]) == 0
+    assert "2 templates from perov_5/val" in capsys.readouterr().out
+    assert main([*args, "--no-progress"]) == 2  # no overwrite without --force
+    R = encode_structures([crystals()["SrTiO3"]], REP)
+    npz = tmp_path / "R.npz"
+    save_features(FeatureSet(R, ["SrTiO3"], REP), npz)
+    out = tmp_path / "rec"
+    rec = ["reconstruct", "--representations", str(npz), "--out", str(out), "--no-progress"]
+    assert main([*rec, "--templates", str(tpl), "--trials", "1", "--hops", "1"]) == 0
+    (row,) = _summary(out)
+    assert row["status"] == "converged" and int(row["steps"]) <= 5
+    assert '"templates": "' in (out / "reconstruct_config.json").read_text()

@@ -12,7 +12,7 @@ from structrepdiff import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each sub-command module registers itself."""
-    from structrepdiff.cli import data_cmd, featurize_cmd, reconstruct_cmd
+    from structrepdiff.cli import data_cmd, featurize_cmd, reconstruct_cmd, templates_cmd
 
     parser = argparse.ArgumentParser(
         prog="structrepdiff",
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     featurize_cmd.register(sub)
     reconstruct_cmd.register(sub)
+    templates_cmd.register(sub)
     data_cmd.register(sub)
     return parser
 

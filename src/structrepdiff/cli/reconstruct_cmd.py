@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=("START", "END"),
         help="Adam step size in Å, decayed within each hop",
     )
+    p.add_argument(
+        "--templates",
+        type=Path,
+        help="template .npz from `structrepdiff templates`: trials start from known crystals "
+        "with the same species-count pattern (best first), the rest at random",
+    )
+    p.add_argument("--hop-size", type=float, default=1.0, help="basin hop size in Å")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         lr_start=args.lr[0],
         lr_end=args.lr[1],
+        hop_size=args.hop_size,
         dtype=args.dtype,
         seed=args.seed,
     )
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size,
         args.force,
         not args.no_progress,
+        args.templates,
     )
     s = run_reconstruction(job)
     total = sum(s.counts.values())

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from structrepdiff.features import atomic_write, load_features
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.optimize import Outcome, Target, reconstruct_batch
+from structrepdiff.reconstruct.optimize import Outcome, Target, rank_starts, reconstruct_batch
+from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class ReconstructJob:
     batch_size: int = 8
     force: bool = False
     progress: bool = True
+    templates: Path | None = None
 
 
 @dataclass
@@ -86,7 +88,11 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path, summary = out / "reconstruct_config.json", out / "summary.csv"
-    settings = {"config": job.config.to_dict(), "representations": str(job.representations)}
+    settings = {
+        "config": job.config.to_dict(),
+        "representations": str(job.representations),
+        "templates": None if job.templates is None else str(job.templates),
+    }
     if job.force:
         summary.unlink(missing_ok=True)
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
@@ -117,18 +123,38 @@ def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter)
     return status
 
 
-def _reconstruct_safely(batch: list[Target], ead, config: ReconstructConfig):
+def template_starts(
+    targets: list[Target], templates: TemplateSet, ead, config: ReconstructConfig
+) -> list[list]:
+    """Per target, up to ``config.trials`` template starts (fractional (n, 3)), best first;
+    a template with the target's own id is never used."""
+    return [
+        rank_starts(
+            t,
+            [f for _, f in templates.candidates(t.numbers, t.lattice, exclude=t.id)],
+            ead,
+            config,
+            keep=config.trials,
+        )
+        for t in targets
+    ]
+
+
+def _reconstruct_safely(
+    batch: list[Target], ead, config: ReconstructConfig, templates: TemplateSet | None = None
+):
     """Yield (Outcome, seconds per crystal), or ((id, reason), seconds) for a crystal that
     raised; a failing batch is retried crystal by crystal so one bad target spoils nothing."""
     tb = time.perf_counter()
     try:
-        outcomes = reconstruct_batch(batch, ead, config)
+        starts = None if templates is None else template_starts(batch, templates, ead, config)
+        outcomes = reconstruct_batch(batch, ead, config, starts)
     except (ValueError, RuntimeError) as exc:
         if len(batch) == 1:
             yield (batch[0].id, f"{type(exc).__name__}: {exc}"), time.perf_counter() - tb
             return
         for t in batch:
-            yield from _reconstruct_safely([t], ead, config)
+            yield from _reconstruct_safely([t], ead, config, templates)
         return
     per = (time.perf_counter() - tb) / len(batch)
     for o in outcomes:
@@ -139,6 +165,7 @@ def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
     """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows."""
     t0 = time.perf_counter()
     fs = load_features(job.representations)
+    templates = None if job.templates is None else TemplateSet.load(job.templates)
     done = _prepare_out(job)
     ids = fs.ids[: job.limit] if job.limit else fs.ids
     decoded = decode(fs.R[: len(ids)], fs.rep)
@@ -157,7 +184,7 @@ def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
         bar = tqdm(total=len(todo), disable=not job.progress, desc="reconstruct", unit="crystal")
         for start in range(0, len(todo), job.batch_size):
             batch = todo[start : start + job.batch_size]
-            for o, per in _reconstruct_safely(batch, fs.rep.ead, job.config):
+            for o, per in _reconstruct_safely(batch, fs.rep.ead, job.config, templates):
                 if isinstance(o, Outcome):
                     status = _write_outcome(o, Path(job.out), per, writer)
                 else:
