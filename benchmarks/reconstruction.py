@@ -137,6 +137,11 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
         ]
         t0 = time.perf_counter()
         starts = None if tset is None else template_starts(targets, tset, rep.ead, cfg)
+        if args.symmetric:
+            from symmetric_starts import symmetric_starts
+
+            starts = [symmetric_starts(t.numbers, t.lattice, cfg.trials, args.seed)
+                      for t in targets]  # fmt: skip
         outcomes = reconstruct_batch(targets, rep.ead, cfg, starts)
         per = (time.perf_counter() - t0) / len(ks)
         for k, t, o in zip(ks, targets, outcomes, strict=True):
@@ -212,6 +217,11 @@ def main() -> None:
         help="start trials from crystals of this split with the same species-count "
         "pattern (e.g. val; reported apart: uses the training crystals)",
     )
+    p.add_argument(
+        "--symmetric",
+        action="store_true",
+        help="start trials from random pyxtal crystals in groups the cell allows",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
@@ -242,6 +252,7 @@ def main() -> None:
             "preset": args.preset,
             "split": args.split,
             "templates": args.templates,
+            "symmetric": args.symmetric,
             "seed": args.seed,
             "config": cfg.to_dict(),
             "command": " ".join(sys.argv),
