@@ -1,0 +1,1 @@
+"""Denoising diffusion on the representation vector R (DESIGN.md §1.3)."""

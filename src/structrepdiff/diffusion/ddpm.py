@@ -1,0 +1,121 @@
+"""DDPM with ε-prediction, cosine schedule, ancestral and DDIM sampling (DESIGN.md §1.3).
+
+Equations (Ho et al. 2020; Nichol & Dhariwal 2021; Song et al. 2021), with ᾱ_t = Π_{s≤t} α_s:
+
+    q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)                       (q_sample)
+    loss = E ‖ε − ε_θ(x_t, t)‖²                                   (loss)
+    x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ) / √ᾱ_t
+    ancestral: x_{t−1} ~ N(c1 x̂_0 + c2 x_t, β̃_t I)               (sample_ddpm)
+    DDIM (η = 0): x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s) ε_θ                  (sample_ddim)
+
+Time steps are 0-based: t = 0 is the first noising step, t = T − 1 the last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x (B, D), t (B,) long) -> ε (B, D)
+
+
+def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
+    """(T,) float64 β_t of the cosine schedule: ᾱ(t) = cos²((t/T + s)/(1 + s) · π/2)."""
+    t = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+
+
+class GaussianDiffusion(nn.Module):
+    """Schedule buffers (float64 for accuracy, cast on use), forward process, loss, samplers."""
+
+    def __init__(self, T: int = 2000, s: float = 0.008, max_beta: float = 0.999):
+        super().__init__()
+        if T < 1:
+            raise ValueError("T must be at least 1")
+        self.T, self.s, self.max_beta = T, s, max_beta
+        betas = cosine_betas(T, s, max_beta)
+        ac = torch.cumprod(1 - betas, 0)
+        ac_prev = torch.cat([ac.new_ones(1), ac[:-1]])
+        self.register_buffer("betas", betas, persistent=False)
+        self.register_buffer("alphas_cumprod", ac, persistent=False)
+        self.register_buffer("alphas_cumprod_prev", ac_prev, persistent=False)
+        self.register_buffer("posterior_variance", betas * (1 - ac_prev) / (1 - ac),
+                             persistent=False)  # fmt: skip
+        self.register_buffer("coef_x0", betas * ac_prev.sqrt() / (1 - ac), persistent=False)
+        self.register_buffer("coef_xt", (1 - ac_prev) * (1 - betas).sqrt() / (1 - ac),
+                             persistent=False)  # fmt: skip
+
+    def config(self) -> dict:
+        return {"T": self.T, "s": self.s, "max_beta": self.max_beta}
+
+    @staticmethod
+    def _at(buf: Tensor, t: Tensor, like: Tensor) -> Tensor:
+        """buf[t] as (B, 1, ...) in like's dtype."""
+        return buf[t].to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """x_t (B, D) = √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
+        ac = self._at(self.alphas_cumprod, t, x0)
+        return ac.sqrt() * x0 + (1 - ac).sqrt() * noise
+
+    def loss(self, model: Denoiser, x0: Tensor, generator: torch.Generator | None = None
+             ) -> Tensor:  # fmt: skip
+        """Mean squared error of the ε prediction at uniformly drawn t."""
+        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return torch.mean((model(self.q_sample(x0, t, noise), t) - noise) ** 2)
+
+    def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(x̂_0, ε_θ) at x_t."""
+        eps = model(x, t)
+        ac = self._at(self.alphas_cumprod, t, x)
+        return (x - (1 - ac).sqrt() * eps) / ac.sqrt(), eps
+
+    @torch.no_grad()
+    def sample_ddpm(self, model: Denoiser, shape: tuple[int, ...],
+                    generator: torch.Generator | None = None, device=None,
+                    dtype: torch.dtype = torch.float32) -> Tensor:  # fmt: skip
+        """Ancestral sampling over all T steps, from x_{T-1} ~ N(0, I)."""
+        x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        for step in reversed(range(self.T)):
+            t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
+            x0, _ = self.predict_x0(model, x, t)
+            mean = self._at(self.coef_x0, t, x) * x0 + self._at(self.coef_xt, t, x) * x
+            if step > 0:
+                z = torch.randn(shape, generator=generator, device=x.device, dtype=dtype)
+                x = mean + self._at(self.posterior_variance, t, x).sqrt() * z
+            else:
+                x = mean
+        return x
+
+    def ddim_times(self, steps: int) -> list[int]:
+        """``steps`` time steps from T − 1 down to 0, evenly spaced."""
+        if not 1 <= steps <= self.T:
+            raise ValueError(f"steps must be in 1..{self.T}, got {steps}")
+        return sorted({round(v) for v in torch.linspace(0, self.T - 1, steps).tolist()},
+                      reverse=True)  # fmt: skip
+
+    @torch.no_grad()
+    def sample_ddim(self, model: Denoiser, shape: tuple[int, ...], steps: int = 100,
+                    eta: float = 0.0, generator: torch.Generator | None = None, device=None,
+                    dtype: torch.dtype = torch.float32) -> Tensor:  # fmt: skip
+        """DDIM over ``steps`` time steps; eta = 0 is deterministic given the start noise."""
+        x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        times = self.ddim_times(steps)
+        for k, step in enumerate(times):
+            t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
+            x0, eps = self.predict_x0(model, x, t)
+            if k + 1 == len(times):
+                return x0
+            ac_t = self._at(self.alphas_cumprod, t, x)
+            ac_s = self._at(self.alphas_cumprod, torch.full_like(t, times[k + 1]), x)
+            sigma = eta * ((1 - ac_s) / (1 - ac_t) * (1 - ac_t / ac_s)).sqrt()
+            x = ac_s.sqrt() * x0 + (1 - ac_s - sigma**2).clamp(min=0).sqrt() * eps
+            if eta > 0:
+                x = x + sigma * torch.randn(shape, generator=generator, device=x.device,
+                                            dtype=dtype)  # fmt: skip
+        return x
