@@ -1,0 +1,118 @@
+"""Denoisers ε_θ(x_t, t) for vectors x (B, D): a residual MLP and the paper's 1-D U-Net.
+
+Both take x (B, D) and integer time steps t (B,) and return ε̂ (B, D); pick one with
+`DenoiserConfig.kind` and build it with `build_denoiser`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KINDS = ("mlp", "unet1d")
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Network settings. ``dim`` is the length of R.
+
+    mlp: ``hidden`` width, ``depth`` residual blocks. unet1d: ``channels`` at the first level,
+    multiplied by ``mults`` per level, 2 ResNet blocks per level (DESIGN.md §1.3).
+    """
+
+    kind: str = "mlp"
+    dim: int = 0
+    hidden: int = 1024
+    depth: int = 4
+    time_dim: int = 128
+    dropout: float = 0.0
+    channels: int = 64
+    mults: tuple[int, ...] = (1, 2, 4, 8)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"denoiser kind must be one of {KINDS}, got {self.kind!r}")
+        if self.dim < 1:
+            raise ValueError("dim (length of R) must be positive")
+        object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mults"] = list(self.mults)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DenoiserConfig:
+        return cls(**{**d, "mults": tuple(d.get("mults", (1, 2, 4, 8)))})
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """(B, dim) sinusoidal embedding of integer steps t (B,)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half - 1, 1))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([args.sin(), args.cos()], dim=1)
+    return F.pad(emb, (0, dim - 2 * half))
+
+
+class TimeMLP(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.net = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, 4 * dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.net(timestep_embedding(t, self.dim))
+
+
+class ResidualBlock(nn.Module):
+    """h + W2 · drop(SiLU(W1 · FiLM_t(LayerNorm(h))))."""
+
+    def __init__(self, width: int, tdim: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.film = nn.Linear(tdim, 2 * width)
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
+        scale, shift = self.film(temb).chunk(2, dim=-1)
+        x = self.norm(h) * (1 + scale) + shift
+        return h + self.fc2(self.drop(F.silu(self.fc1(x))))
+
+
+class MLPDenoiser(nn.Module):
+    """Residual MLP over the whole vector, time-conditioned by FiLM: the CPU-practical choice."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.time = TimeMLP(cfg.time_dim)
+        self.inp = nn.Linear(cfg.dim, cfg.hidden)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(cfg.hidden, 4 * cfg.time_dim, cfg.dropout) for _ in range(cfg.depth)
+        )
+        self.out_norm = nn.LayerNorm(cfg.hidden)
+        self.out = nn.Linear(cfg.hidden, cfg.dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        temb = F.silu(self.time(t))
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, temb)
+        return self.out(F.silu(self.out_norm(h)))
+
+
+def build_denoiser(cfg: DenoiserConfig) -> nn.Module:
+    """The network named by ``cfg.kind``."""
+    if cfg.kind == "mlp":
+        return MLPDenoiser(cfg)
+    from structrepdiff.diffusion.unet1d import UNet1D
+
+    return UNet1D(cfg)
