@@ -12,7 +12,14 @@ from structrepdiff import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each sub-command module registers itself."""
-    from structrepdiff.cli import data_cmd, featurize_cmd, reconstruct_cmd, templates_cmd
+    from structrepdiff.cli import (
+        data_cmd,
+        featurize_cmd,
+        reconstruct_cmd,
+        sample_cmd,
+        templates_cmd,
+        train_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="structrepdiff",
@@ -24,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     featurize_cmd.register(sub)
     reconstruct_cmd.register(sub)
     templates_cmd.register(sub)
+    train_cmd.register(sub)
+    sample_cmd.register(sub)
     data_cmd.register(sub)
     return parser
 

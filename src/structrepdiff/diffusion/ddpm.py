@@ -65,8 +65,10 @@ class GaussianDiffusion(nn.Module):
     def loss(self, model: Denoiser, x0: Tensor, generator: torch.Generator | None = None
              ) -> Tensor:  # fmt: skip
         """Mean squared error of the ε prediction at uniformly drawn t."""
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        dev = generator.device if generator is not None else x0.device
+        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=dev)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=dev)
+        t, noise = t.to(x0.device), noise.to(x0.device)
         return torch.mean((model(self.q_sample(x0, t, noise), t) - noise) ** 2)
 
     def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,85 @@
+"""Self-contained model checkpoints: everything needed to sample and decode, nothing pickled.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, saved with
+`torch.save` atomically and loaded with ``torch.load(weights_only=True)``:
+
+    format, version, step, representation (descriptor preset, vocabulary, N_max, layout),
+    scaler (mean, std), denoiser (config), diffusion (T, s, max_beta), train (config, split,
+    held-out ids), model, ema, optimizer, rng, metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from structrepdiff.diffusion.ddpm import GaussianDiffusion
+from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser
+from structrepdiff.features import atomic_write
+from structrepdiff.representation.encode import Representation
+from structrepdiff.representation.scaler import Scaler
+
+FORMAT, VERSION = "structrepdiff-ddpm", 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable structrepdiff checkpoint."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` (see module docstring) atomically to ``path``."""
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    atomic_write(Path(path), lambda p: torch.save(payload, p), force=True, suffix=".pt")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """The checkpoint dict; a missing, foreign or truncated file raises a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or foreign "
+                              f"file): {type(exc).__name__}: {exc}") from None  # fmt: skip
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a structrepdiff model checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {ckpt.get('version')}, "
+                              f"this structrepdiff reads version {VERSION}")  # fmt: skip
+    return ckpt
+
+
+def scaler_state(scaler: Scaler) -> dict[str, Any]:
+    return {"kind": scaler.kind, "mean": torch.from_numpy(scaler.mean),
+            "std": torch.from_numpy(scaler.std)}  # fmt: skip
+
+
+def scaler_from_state(d: dict[str, Any]) -> Scaler:
+    return Scaler.from_dict({"kind": d["kind"], "mean": np.asarray(d["mean"].numpy()),
+                             "std": np.asarray(d["std"].numpy())})  # fmt: skip
+
+
+class LoadedModel:
+    """A checkpoint made usable: EMA denoiser (eval mode), diffusion, scaler, representation."""
+
+    def __init__(self, ckpt: dict[str, Any], device: str = "cpu", use_ema: bool = True):
+        self.ckpt = ckpt
+        self.rep = Representation.from_dict(ckpt["representation"])
+        self.scaler = scaler_from_state(ckpt["scaler"])
+        self.denoiser_config = DenoiserConfig.from_dict(ckpt["denoiser"])
+        self.net = build_denoiser(self.denoiser_config).to(device)
+        self.net.load_state_dict(ckpt["ema" if use_ema else "model"])
+        self.net.eval()
+        self.diffusion = GaussianDiffusion(**ckpt["diffusion"]).to(device)
+        self.device = device
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+        return cls(load_checkpoint(path, map_location=device), device)

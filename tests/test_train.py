@@ -1,0 +1,104 @@
+"""Training, checkpoints and sampling on a tiny feature file (no dataset needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import random_skewed_structure
+
+from structrepdiff.cli.main import main
+from structrepdiff.descriptor.config import EADConfig
+from structrepdiff.diffusion.checkpoint import CheckpointError, LoadedModel, load_checkpoint
+from structrepdiff.diffusion.denoisers import DenoiserConfig
+from structrepdiff.diffusion.train import TrainConfig, split_rows, train
+from structrepdiff.features import FeatureSet, load_features, save_features
+from structrepdiff.representation.encode import Representation, encode_structures
+
+EAD = EADConfig(L=1, etas=(1.0, 20.0), rs=(0.0, 1.0, 2.0, 3.0), cutoff=4.0)
+REP = Representation(EAD, (8, 11, 17, 26), n_max=6)
+TINY = DenoiserConfig(kind="mlp", dim=1, hidden=32, depth=1, time_dim=16)
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    structs = [random_skewed_structure(seed) for seed in range(12)]
+    path = tmp_path_factory.mktemp("f") / "R.npz"
+    save_features(FeatureSet(encode_structures(structs, REP), [f"c{k}" for k in range(12)], REP),
+                  path)  # fmt: skip
+    return path
+
+
+def config(out, features, **kw) -> TrainConfig:
+    base = dict(out=out, features=features, denoiser=TINY, T=20, lr=1e-3, batch_size=8,
+                steps=6, eval_every=2, checkpoint_every=3, progress=False)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, features) -> None:
+    straight = train(config(tmp_path / "a", features))
+    train(config(tmp_path / "b", features, steps=3))
+    resumed = train(config(tmp_path / "b", features, steps=6, resume=True))
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
+    by_step = {m["step"]: m for m in b["metrics"]}  # b also evaluated at its stop, step 3
+    assert [m["step"] for m in b["metrics"]] == [2, 3, 4, 6]
+    for m in a["metrics"]:
+        assert m["val_loss"] == by_step[m["step"]]["val_loss"]
+        assert m["train_loss"] == by_step[m["step"]]["train_loss"]
+    assert (tmp_path / "b" / "metrics.jsonl").read_text().count("\n") == 4
+
+
+def test_checkpoint_is_self_contained_and_guarded(tmp_path, features) -> None:
+    s = train(config(tmp_path / "run", features))
+    ckpt = torch.load(s.checkpoint, weights_only=True)
+    for key in ("representation", "scaler", "denoiser", "diffusion", "train", "step", "ema"):
+        assert key in ckpt
+    assert ckpt["train"]["n_train"] + len(ckpt["train"]["ids_held_out"]) == 12
+    model = LoadedModel.load(s.checkpoint)
+    assert model.rep == REP and model.denoiser_config.dim == REP.layout.dim
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config(tmp_path / "run", features))
+    with pytest.raises(ValueError, match="other settings"):
+        train(config(tmp_path / "run", features, lr=5e-4, resume=True))
+    foreign, truncated = tmp_path / "foreign.pt", tmp_path / "truncated.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    truncated.write_bytes(s.checkpoint.read_bytes()[:200])
+    for bad in (foreign, truncated):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(bad)
+
+
+def test_split_rows_is_seeded_and_disjoint() -> None:
+    tr, ho = split_rows(100, 0.05, 3)
+    assert len(ho) == 5 and not set(tr) & set(ho) and len(tr) + len(ho) == 100
+    assert np.array_equal(split_rows(100, 0.05, 3)[1], ho)
+    with pytest.raises(ValueError):
+        split_rows(1, 0.05, 0)
+
+
+def test_cli_train_then_sample_is_reproducible(tmp_path, features, capsys) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--features", str(features), "--out", str(run), "--hidden", "32",
+            "--depth", "1", "--T", "20", "--steps", "4", "--batch-size", "8",
+            "--eval-every", "2", "--checkpoint-every", "2", "--no-progress"]  # fmt: skip
+    assert main(args) == 0 and "trained to step 4" in capsys.readouterr().out
+    assert main(args) == 2  # exists: needs --resume or --force
+    for sampler in ("ddim", "ddpm"):
+        outs = []
+        for name in ("x", "y"):
+            out = tmp_path / f"{sampler}_{name}.npz"
+            assert main(["sample", "--model", str(run / "checkpoint.pt"), "--num", "5",
+                         "--out", str(out), "--sampler", sampler, "--steps", "10",
+                         "--no-progress"]) == 0  # fmt: skip
+            outs.append(load_features(out))
+        assert outs[0].R.shape == (5, REP.layout.dim) and outs[0].rep == REP
+        assert np.array_equal(outs[0].R, outs[1].R)  # same seed, same vectors
+        assert np.isfinite(outs[0].R).all()
+    assert (
+        main(["sample", "--model", str(features), "--num", "2", "--out", str(tmp_path / "z.npz")])
+        == 2
+    )  # a feature file is not a checkpoint
