@@ -102,3 +102,48 @@ def test_cli_train_then_sample_is_reproducible(tmp_path, features, capsys) -> No
         main(["sample", "--model", str(features), "--num", "2", "--out", str(tmp_path / "z.npz")])
         == 2
     )  # a feature file is not a checkpoint
+
+
+def test_cli_generate_writes_every_sample_once_and_resumes(tmp_path, features, capsys) -> None:
+    import csv
+
+    from ase.io import read
+
+    s = train(config(tmp_path / "run", features))
+    out = tmp_path / "gen"
+    args = ["generate", "--model", str(s.checkpoint), "--num", "4", "--out", str(out),
+            "--sample-steps", "10", "--trials", "1", "--hops", "1", "--steps", "5",
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["id"] for r in rows) == [f"sample_{k:06d}" for k in range(4)]
+    assert all(r["status"] in ("converged", "not_converged", "rejected") for r in rows)
+    assert all(r["reason"] for r in rows if r["status"] == "rejected")
+    frames = read(out / "generated.extxyz", index=":") if any(r["cif"] for r in rows) else []
+    assert len(frames) == sum(bool(r["cif"]) for r in rows)
+    samples = (out / "samples.npz").read_bytes()
+    assert main(args) == 0  # resume: nothing redrawn, nothing redone
+    assert (out / "samples.npz").read_bytes() == samples
+    assert "4 already done before this run)" in capsys.readouterr().out
+    assert main([*args[:-1], "--seed", "3", "--no-progress"]) == 2  # other settings refused
+
+
+def test_write_extxyz_carries_id_status_and_loss(tmp_path) -> None:
+    from ase.io import read
+    from pymatgen.core import Lattice, Structure
+
+    from structrepdiff.generate import write_extxyz
+
+    Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(tmp_path / "a.cif")
+    )
+    (tmp_path / "summary.csv").write_text(
+        "id,status,loss,converged,steps,seconds,reason,cif\n"
+        "a,converged,1.0e-04,1,10,0.1,,a.cif\n"
+        "b,rejected,,,,,zero atoms,\n"
+    )
+    assert write_extxyz(tmp_path) == 1
+    (frame,) = read(tmp_path / "generated.extxyz", index=":")
+    assert frame.info["id"] == "a" and frame.info["status"] == "converged"
+    assert frame.info["loss"] == 1e-4 and frame.get_chemical_formula() == "ClCs"

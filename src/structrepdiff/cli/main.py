@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from structrepdiff.cli import (
         data_cmd,
         featurize_cmd,
+        generate_cmd,
         reconstruct_cmd,
         sample_cmd,
         templates_cmd,
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     templates_cmd.register(sub)
     train_cmd.register(sub)
     sample_cmd.register(sub)
+    generate_cmd.register(sub)
     data_cmd.register(sub)
     return parser
 
