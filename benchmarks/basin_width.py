@@ -28,14 +28,13 @@ from pathlib import Path
 import torch
 
 import structrepdiff.reconstruct.optimize as opt
-from reconstruction import subset  # benchmarks/ is on sys.path when run as a script
+from reconstruction import subset, true_targets  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.descriptor.ead import compute_ead
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.representation.decode import decode
-from structrepdiff.representation.encode import Representation, canonical, encode_structures
+from structrepdiff.representation.encode import Representation
 
 MODES = ("maxmin", "maxmin+mean", "species", "species+mean", "sorted")
 
@@ -88,14 +87,10 @@ def main() -> None:
     info = get_dataset("mp_20")
     rep = Representation(get_preset("small"), info.atomic_numbers, info.n_max)
     ids, structs = subset("mp_20", "test", args.n, 0, args.data_dir)
-    picked = [(i, canonical(s).get_sorted_structure(key=lambda x: x.specie.Z))
-              for i, s in zip(ids, structs, strict=True) if len(s) >= 7]  # fmt: skip
-    dec = decode(encode_structures([s for _, s in picked], rep), rep)
-    targets = [opt.Target(i, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min)
-               for (i, _), d in zip(picked, dec, strict=True)]  # fmt: skip
-    s = opt._stack(targets, torch.float32)
-    true = torch.cat([torch.tensor(st.frac_coords, dtype=torch.float32) @ s.cell[b]
-                      for b, (_, st) in enumerate(picked)])  # fmt: skip
+    picked = [(i, st) for i, st in zip(ids, structs, strict=True) if len(st) >= 7]
+    targets, s, true = true_targets(
+        [i for i, _ in picked], [st for _, st in picked], rep, torch.float32
+    )
     slot, S = species_slots(s.numbers, s.batch)
     with torch.no_grad():
         ead_true = compute_ead(Crystals(true, s.numbers, s.cell, s.batch), rep.ead).ead

@@ -18,25 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reconstruction import subset  # benchmarks/ is on sys.path when run as a script
+from reconstruction import subset, true_targets  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.optimize import Target, _stack, descriptor_loss
-from structrepdiff.representation.decode import decode
-from structrepdiff.representation.encode import Representation, canonical, encode_structures
+from structrepdiff.reconstruct.optimize import descriptor_loss
+from structrepdiff.representation.encode import Representation
 
 
 def displaced_losses(structures, ids, rep, d: float, seed: int) -> np.ndarray:
     """(n,) loss of each crystal with every atom moved by d Å in a random direction."""
-    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z) for s in structures]
-    dec = decode(encode_structures(structures, rep), rep)
-    targets = [
-        Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
-        for i, x in zip(ids, dec, strict=True)
-    ]
-    s = _stack(targets, torch.float64)
-    pos = torch.cat([torch.tensor(st.frac_coords) @ s.cell[b] for b, st in enumerate(structures)])
+    _, s, pos = true_targets(ids, structures, rep, torch.float64)
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(pos.shape, generator=g, dtype=torch.float64)
     moved = pos + d * u / u.norm(dim=1, keepdim=True)

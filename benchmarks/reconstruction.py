@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from structrepdiff.data.io import parse_rows, read_cdvae_csv, split_path
+from structrepdiff.data.io import load_split
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
@@ -55,12 +55,23 @@ def by_size(rows: list[dict]) -> dict[str, str]:
     return out
 
 
-def load(dataset: str, split: str, data_dir: str | None):
-    info = get_dataset(dataset)
-    df = read_cdvae_csv(split_path(data_dir, dataset, split))
-    return parse_rows(
-        zip(df["material_id"].astype(str), df["cif"], strict=True), info.atomic_numbers, info.n_max
+def true_targets(ids, structures, rep: Representation, dtype: torch.dtype):
+    """Targets of crystals from their own R, their stacked set, and the true positions (N, 3)
+    in the cells rebuilt from R (atoms in decode's order: Niggli cell, sorted by Z)."""
+    from structrepdiff.reconstruct.optimize import _stack
+    from structrepdiff.representation.encode import canonical
+
+    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z) for s in structures]
+    dec = decode(encode_structures(structures, rep), rep)
+    targets = [
+        Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
+        for i, x in zip(ids, dec, strict=True)
+    ]
+    s = _stack(targets, dtype)
+    pos = torch.cat(
+        [torch.tensor(st.frac_coords, dtype=dtype) @ s.cell[b] for b, st in enumerate(structures)]
     )
+    return targets, s, pos
 
 
 def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> TemplateSet:
@@ -68,7 +79,7 @@ def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> 
     path = out / f"templates_{dataset}_{split}.npz"
     if path.exists():
         return TemplateSet.load(path)
-    loaded = load(dataset, split, data_dir)
+    loaded = load_split(dataset, split, data_dir)
     ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
     ts.save(path)
     return ts
@@ -76,7 +87,7 @@ def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> 
 
 def subset(dataset: str, split: str, n: int, seed: int, data_dir: str | None):
     """Seeded subset of a split; MP-20 gets equal shares of N <= 6, 7-12 and >= 13."""
-    loaded = load(dataset, split, data_dir)
+    loaded = load_split(dataset, split, data_dir)
     rng = np.random.default_rng(seed)
     sizes = np.array([len(s) for s in loaded.structures])
     if dataset == "mp_20":

@@ -53,12 +53,12 @@ def species_maps(target: np.ndarray, template: np.ndarray, limit: int) -> list[n
     u_sp, u_cnt = np.unique(template, return_counts=True)
     groups = sorted(set(t_cnt.tolist()))
     choices = [list(itertools.permutations(u_sp[u_cnt == c].tolist())) for c in groups]
+    by_species = {z: np.flatnonzero(template == z) for z in u_sp.tolist()}
     out = []
     for combo in itertools.product(*choices):
         rename = {}
         for c, perm in zip(groups, combo, strict=True):
             rename.update(zip(t_sp[t_cnt == c].tolist(), perm, strict=True))
-        by_species = {z: np.flatnonzero(template == z) for z in u_sp.tolist()}
         out.append(np.concatenate([by_species[rename[z]] for z in t_sp.tolist()]))
         if len(out) >= limit:
             break
@@ -134,7 +134,12 @@ class TemplateSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TemplateSet:
+        """Read a file written by `save`; any other file is a clear ValueError."""
         with np.load(Path(path), allow_pickle=False) as f:
+            missing = {"ids", "counts", "numbers", "frac", "lattice"} - set(f.files)
+            if missing:
+                raise ValueError(f"{path} is not a template file (no {', '.join(sorted(missing))}"
+                                 "); build one with `structrepdiff templates`")  # fmt: skip
             cuts = np.cumsum(f["counts"])[:-1]
             return cls(
                 tuple(str(i) for i in f["ids"]),
