@@ -39,6 +39,26 @@ def test_signature_and_species_maps_rename_equal_counts_every_way() -> None:
     assert len(species_maps(target, template, limit=1)) == 1
 
 
+def test_first_species_map_pairs_by_electronegativity() -> None:
+    """NaFeNOF from BaTiO2NF-like sites: Na (most electropositive) takes Ba's site, Fe takes
+    Ti's, and N, O, F take the anion sites in order of electronegativity."""
+    target = np.array([7, 8, 9, 11, 26])  # N O F Na Fe, sorted by Z
+    template = np.array([56, 22, 8, 7, 9])  # Ba Ti O N F in the template's own order
+    maps = species_maps(target, template, limit=200)
+    assert len(maps) == 120  # five species of count one: 5! renamings
+    assert template[maps[0]].tolist() == [7, 8, 9, 56, 22]  # N->N, O->O, F->F, Na->Ba, Fe->Ti
+    assert len({m.tobytes() for m in maps}) == 120
+
+
+def test_candidates_drop_repeated_geometry_and_respect_budget() -> None:
+    structs = [perovskite("Ba", "Ti", "O", 4.0), perovskite("Sr", "Ti", "O", 3.9)]
+    ts = TemplateSet.from_structures(["BaTiO3", "SrTiO3"], structs)
+    target, cell = np.array([8, 8, 8, 22, 38]), np.array([3.9, 3.9, 3.9, 90, 90, 90])
+    cands = ts.candidates(target, cell)
+    assert len(cands) == 2  # SrTiO3 repeats BaTiO3's two geometries exactly: dropped
+    assert len(ts.candidates(target, cell, budget=1)) == 1
+
+
 def test_shape_distance_ignores_volume_and_sees_shape() -> None:
     cubic = np.array([4.0, 4.0, 4.0, 90, 90, 90])
     cells = np.array(

@@ -1,0 +1,115 @@
+"""Cheap quality proxy for trained diffusion models, before any reconstruction (issue #4).
+
+For each checkpoint and each sampler (``ddim:K`` or ``ddpm``): sample ``--num`` vectors with a
+fixed seed, time it, count how many decode (atom count, composition, lattice), and compute the
+Fréchet distance per block of R against ``--num`` test vectors, in the model's scaled space.
+The floor is the same distance between ``--num`` training (val) vectors and the test vectors:
+a model cannot be expected to beat the gap between two real splits.
+
+    python benchmarks/diffusion_quality.py --model runs/perov_5_mlp/checkpoint.pt \
+        --test runs/features/perov_5_test_small.npz --samplers ddim:50 ddim:100 ddpm \
+        --out benchmarks/results/diffusion_quality/perov_5_mlp.json
+
+Results are written after every sampler (atomically); a rerun skips samplers already done
+unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from structrepdiff.diffusion.checkpoint import LoadedModel
+from structrepdiff.diffusion.proxy import frechet_by_block
+from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.features import load_features
+from structrepdiff.representation.decode import decode
+
+
+def pick(R: np.ndarray, num: int, seed: int) -> np.ndarray:
+    """A seeded subset of at most ``num`` finite rows of R."""
+    R = R[np.isfinite(R).all(1)]
+    idx = np.random.default_rng(seed).permutation(len(R))[:num]
+    return R[np.sort(idx)]
+
+
+def rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 4) for k, v in d.items()}
+
+
+def decode_stats(R: np.ndarray, model: LoadedModel) -> dict:
+    dec = decode(R, model.rep)
+    reasons: dict[str, int] = {}
+    for d in dec:
+        if not d.ok:
+            key = d.reason.split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    n_atoms = [len(d.numbers) for d in dec if d.ok]
+    return {"decodable": round(100.0 * len(n_atoms) / len(dec), 2), "reasons": reasons,
+            "mean_atoms": round(float(np.mean(n_atoms)), 2) if n_atoms else None}  # fmt: skip
+
+
+def run_sampler(model: LoadedModel, spec: str, num: int, seed: int, test: np.ndarray) -> dict:
+    kind, _, k = spec.partition(":")
+    steps = int(k) if k else 100
+    t0 = time.perf_counter()
+    R = sample_vectors(model, num, kind, steps, seed, batch_size=500, progress=True)
+    seconds = time.perf_counter() - t0
+    return {"seconds": round(seconds, 2), "s_per_1000": round(1000 * seconds / num, 2),
+            **decode_stats(R, model), "fd": rounded(frechet_by_block(R, test, model.rep,
+                                                                      model.scaler))}  # fmt: skip
+
+
+def save(out: Path, result: dict) -> None:
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--test", type=Path, required=True, help="feature .npz of the test split")
+    ap.add_argument("--train", type=Path, help="training feature .npz (default: next to model)")
+    ap.add_argument("--samplers", nargs="+", default=["ddim:100"])
+    ap.add_argument("--num", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--force", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model = LoadedModel.load(a.model)
+    tcfg = model.ckpt["train"]["config"]
+    train_path = a.train or Path(tcfg["features"] or a.model.parent / f"features_{tcfg['split']}.npz")
+    test, train = (pick(load_features(p).R, a.num, a.seed) for p in (a.test, train_path))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    result = json.loads(a.out.read_text()) if a.out.exists() and not a.force else {}
+    result.update({
+        "model": str(a.model), "step": int(model.ckpt["step"]),
+        "denoiser": model.ckpt["denoiser"], "num": a.num, "seed": a.seed, "test": str(a.test),
+        "machine": f"{os.cpu_count()} CPU, torch {torch.__version__}, {a.threads} threads",
+        "floor_train_vs_test": rounded(frechet_by_block(train, test, model.rep, model.scaler)),
+    })  # fmt: skip
+    result.setdefault("samplers", {})
+    for spec in a.samplers:
+        if spec in result["samplers"]:
+            continue
+        result["samplers"][spec] = run_sampler(model, spec, a.num, a.seed, test)
+        result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        save(a.out, result)
+        print(spec, json.dumps(result["samplers"][spec]))
+    save(a.out, result)
+    print("floor", json.dumps(result["floor_train_vs_test"]))
+
+
+if __name__ == "__main__":
+    main()
