@@ -89,7 +89,8 @@ def main() -> None:
     torch.manual_seed(a.seed)
     model = LoadedModel.load(a.model)
     tcfg = model.ckpt["train"]["config"]
-    train_path = a.train or Path(tcfg["features"] or a.model.parent / f"features_{tcfg['split']}.npz")
+    default = tcfg["features"] or a.model.parent / f"features_{tcfg['split']}.npz"
+    train_path = a.train or Path(default)
     test, train = (pick(load_features(p).R, a.num, a.seed) for p in (a.test, train_path))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(a.out.read_text()) if a.out.exists() and not a.force else {}
