@@ -1,8 +1,9 @@
 """Training-step and sampling cost of the denoisers, measured in one run (issue #4).
 
 For a vector length D (e.g. 697 for MP-20 with the paper preset, 577 with the small one):
-seconds per Adam step at batch 64 for each denoiser (same process, alternating, best of
-``--repeats``), their ratio, and seconds per 1,000 sampled vectors for ancestral DDPM (T steps)
+seconds per Adam step at batch 64 for each denoiser (same process; the repeats of all
+denoisers are interleaved, so a noisy spell hits them alike; median of ``--repeats``), the
+ratio of each to the U-Net, and seconds per 1,000 sampled vectors for ancestral DDPM (T steps)
 and DDIM (``--ddim-steps``), extrapolated from one timed batch.
 
     python benchmarks/diffusion_cost.py --dim 577 --threads 2
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,23 +25,34 @@ from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser
 
 DENOISERS = {
-    "mlp": DenoiserConfig(kind="mlp", dim=1),
+    "mlp (hidden 512, recipe)": DenoiserConfig(kind="mlp", dim=1, hidden=512),
+    "mlp (hidden 1024)": DenoiserConfig(kind="mlp", dim=1, hidden=1024),
     "unet1d (paper size)": DenoiserConfig(kind="unet1d", dim=1, channels=64, mults=(1, 2, 4, 8)),
 }
+UNET = "unet1d (paper size)"
 
 
-def step_seconds(net, diff: GaussianDiffusion, dim: int, batch: int, repeats: int) -> float:
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+def step_once(net, opt, diff: GaussianDiffusion, x: torch.Tensor) -> float:
+    t0 = time.perf_counter()
+    loss = diff.loss(net, x)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t0
+
+
+def interleaved_step_seconds(nets: dict, diff: GaussianDiffusion, dim: int, batch: int,
+                             repeats: int) -> dict[str, float]:  # fmt: skip
+    """Median seconds per Adam step per net; round r times every net once before round r+1."""
+    opts = {k: torch.optim.Adam(n.parameters(), lr=1e-4) for k, n in nets.items()}
     x = torch.randn(batch, dim)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        loss = diff.loss(net, x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    times: dict[str, list[float]] = {k: [] for k in nets}
+    for r in range(repeats + 1):
+        for k, net in nets.items():
+            dt = step_once(net.train(), opts[k], diff, x)
+            if r > 0:  # round 0 warms up allocators and caches
+                times[k].append(dt)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 @torch.no_grad()
@@ -76,21 +89,20 @@ def main() -> None:
         "machine": f"{os.cpu_count()} CPU, torch {torch.__version__}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    for name, cfg in DENOISERS.items():
-        net = build_denoiser(DenoiserConfig.from_dict({**cfg.to_dict(), "dim": args.dim}))
+    nets = {name: build_denoiser(DenoiserConfig.from_dict({**cfg.to_dict(), "dim": args.dim}))
+            for name, cfg in DENOISERS.items()}  # fmt: skip
+    steps = interleaved_step_seconds(nets, diff, args.dim, args.batch, args.repeats)
+    unet = steps[UNET]
+    for name, net in nets.items():
         fwd = forward_seconds(net.eval(), args.dim, args.sample_batch, args.repeats)
         per_1000 = 1000 / args.sample_batch * fwd
         result[name] = {
-            "params": sum(q.numel() for q in net.parameters()),
-            "train_step_s": step_seconds(net.train(), diff, args.dim, args.batch, args.repeats),
+            "params": sum(q.numel() for q in net.parameters()), "train_step_s": steps[name],
+            "unet_over_this": unet / steps[name],
             "ddpm_s_per_1000": per_1000 * args.T, "ddim_s_per_1000": per_1000 * args.ddim_steps,
         }  # fmt: skip
         print(name, json.dumps(result[name]), flush=True)
-    names = list(DENOISERS)
-    result["train_step_ratio_unet_over_mlp"] = (result[names[1]]["train_step_s"]
-                                                / result[names[0]]["train_step_s"])  # fmt: skip
     args.out.write_text(json.dumps(result, indent=1))
-    print("ratio", result["train_step_ratio_unet_over_mlp"])
 
 
 if __name__ == "__main__":
