@@ -89,3 +89,26 @@ def test_loss_is_zero_for_the_true_noise_and_positive_otherwise() -> None:
     assert float(diff.loss(oracle, x0, torch.Generator().manual_seed(2))) < 1e-8
     zero = diff.loss(lambda x, t: torch.zeros_like(x), x0, torch.Generator().manual_seed(2))
     assert 0.3 < float(zero) < 2.0  # E‖ε‖² / D = 1
+
+
+def test_clip_keeps_ddim_in_bounds_where_a_small_eps_error_diverges() -> None:
+    """ε off by 0.05 everywhere: near t = T the 1/√ᾱ factor (4e4) blows x̂_0 up unless clamped."""
+    diff = GaussianDiffusion(T=2000)
+
+    def biased(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x + 0.05
+
+    lo, hi = torch.full((3,), -2.0), torch.full((3,), 2.0)
+    gen = [torch.Generator().manual_seed(0) for _ in range(2)]
+    free = diff.sample_ddim(biased, (64, 3), steps=50, generator=gen[0])
+    held = diff.sample_ddim(biased, (64, 3), steps=50, generator=gen[1], clip=(lo, hi))
+    assert free.abs().max() > 10.0
+    assert held.min() >= -2.0 - 1e-5 and held.max() <= 2.0 + 1e-5
+
+
+def test_clip_bounds_ddpm_output_of_a_wild_denoiser() -> None:
+    diff = GaussianDiffusion(T=500)
+    lo, hi = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0])  # second feature is constant
+    x = diff.sample_ddpm(lambda x, t: 3 * x, (32, 2), generator=torch.Generator().manual_seed(0),
+                         clip=(lo, hi))  # fmt: skip
+    assert x[:, 0].abs().max() <= 1.0 + 1e-5 and x[:, 1].abs().max() <= 1e-5

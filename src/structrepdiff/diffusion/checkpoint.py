@@ -79,6 +79,8 @@ class LoadedModel:
         self.net.eval()
         self.diffusion = GaussianDiffusion(**ckpt["diffusion"]).to(device)
         self.device = device
+        b = ckpt.get("x0_bounds")  # absent in checkpoints written before it existed
+        self.clip = None if b is None else (b["lo"].to(device), b["hi"].to(device))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> LoadedModel:

@@ -40,7 +40,11 @@ class SampleConfig:
 def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: int = 100,
                    seed: int = 0, batch_size: int = 256, progress: bool = False
                    ) -> np.ndarray:  # fmt: skip
-    """(num, D) float64 vectors in R space (scaler inverted, not clamped).
+    """(num, D) float64 vectors in R space (scaler inverted).
+
+    x̂_0 is clamped at every step to the model's ``x0_bounds`` (the scaled training range
+    widened by 10 %), when the checkpoint has them. Without it the cosine schedule's last steps
+    (ᾱ_{T−1} ≈ 6e-10) multiply the ε error by up to 4e4 and samples diverge.
 
     Batch k draws from a generator seeded with (seed, k): same seed and batch size, same output.
     """
@@ -50,10 +54,11 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
         n = min(batch_size, num - start)
         g = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + k)
         if sampler == "ddpm":
-            z = model.diffusion.sample_ddpm(model.net, (n, dim), generator=g, device=model.device)
+            z = model.diffusion.sample_ddpm(model.net, (n, dim), generator=g, device=model.device,
+                                            clip=model.clip)  # fmt: skip
         else:
             z = model.diffusion.sample_ddim(model.net, (n, dim), steps=steps, generator=g,
-                                            device=model.device)  # fmt: skip
+                                            device=model.device, clip=model.clip)  # fmt: skip
         out.append(model.scaler.inverse(z.double().cpu().numpy()))
     return np.concatenate(out)
 

@@ -101,6 +101,14 @@ def load_training_features(cfg: TrainConfig) -> FeatureSet:
     return fs
 
 
+def x0_bounds(X: torch.Tensor, margin: float = 0.1) -> dict[str, torch.Tensor]:
+    """Per-feature range of the scaled training rows X (n, D), widened by ``margin`` of it on
+    each side: samplers clamp x̂_0 to it (constant features stay exactly constant)."""
+    lo, hi = X.min(0).values, X.max(0).values
+    pad = margin * (hi - lo)
+    return {"lo": (lo - pad).cpu(), "hi": (hi + pad).cpu()}
+
+
 def split_rows(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) row indices: a seeded random ``holdout`` fraction, at least one row."""
     if n < 2:
@@ -183,6 +191,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         st.load(ckpt)
     static = {
         "representation": fs.rep.to_dict(), "scaler": scaler_state(scaler),
+        "x0_bounds": x0_bounds(X),
         "denoiser": den.to_dict(), "diffusion": diff.config(),
         "train": {"config": cfg.to_dict(), "ids_held_out": [fs.ids[k] for k in hold_idx],
                   "n_train": len(train_idx), "source": fs.source},
