@@ -49,7 +49,7 @@ def decode_stats(R: np.ndarray, model: LoadedModel) -> dict:
     reasons: dict[str, int] = {}
     for d in dec:
         if not d.ok:
-            key = d.reason.split(":")[0]
+            key = d.reason.split(":")[0].split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
     n_atoms = [len(d.numbers) for d in dec if d.ok]
     return {"decodable": round(100.0 * len(n_atoms) / len(dec), 2), "reasons": reasons,
