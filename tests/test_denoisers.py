@@ -54,3 +54,28 @@ def test_tiny_model_overfits_a_handful_of_vectors(kind: str, steps: int) -> None
         opt.step()
     after = full_loss()
     assert after < 0.5 * before, (before, after)
+
+
+def test_gaussian_skip_is_the_exact_gaussian_eps_at_start() -> None:
+    """Fitted to samples of N(mu, cov), the wrapped net (zero last layer) returns the exact
+    posterior-mean noise of the fitted Gaussian, checked against a linear solve."""
+    from structrepdiff.diffusion.ddpm import GaussianDiffusion
+    from structrepdiff.diffusion.denoisers import GaussianSkip
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    X = torch.randn(500, 4, generator=g, dtype=torch.float64) @ A.T + 1.5
+    diff = GaussianDiffusion(T=100)
+    net = build_denoiser(DenoiserConfig(kind="mlp", dim=4, hidden=16, depth=1,
+                                        gaussian_skip=True, T=100))  # fmt: skip
+    assert isinstance(net, GaussianSkip)
+    net.fit(X, diff.alphas_cumprod)
+    mu, cov = X.mean(0), torch.cov(X.T)
+    x = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    for step in (0, 50, 99):
+        t = torch.full((8,), step)
+        ac = diff.alphas_cumprod[step]
+        C = ac * cov + (1 - ac) * torch.eye(4, dtype=torch.float64)
+        want = (1 - ac).sqrt() * torch.linalg.solve(C, (x - ac.sqrt() * mu).T).T
+        got = net(x.float(), t).double()  # float32 network, float64 oracle
+        assert torch.allclose(got, want, atol=2e-4 * want.abs().max()), (got - want).abs().max()

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, default=64, help="unet1d base channels")
     p.add_argument("--mults", type=int, nargs="+", default=[1, 2, 4, 8], help="unet1d levels")
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument(
+        "--gaussian-skip",
+        action="store_true",
+        help="learn a correction to the exact ε of a Gaussian fitted to the data",
+    )
     p.add_argument("--steps", type=int, default=20_000, help="optimiser steps in total")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         channels=args.channels,
         mults=tuple(args.mults),
+        gaussian_skip=args.gaussian_skip,
     )
     cfg = TrainConfig(
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,

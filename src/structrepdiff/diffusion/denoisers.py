@@ -23,6 +23,8 @@ class DenoiserConfig:
 
     mlp: ``hidden`` width, ``depth`` residual blocks. unet1d: ``channels`` at the first level,
     multiplied by ``mults`` per level, 2 ResNet blocks per level (DESIGN.md §1.3).
+    ``gaussian_skip``: the network learns a correction to the exact ε-predictor of a Gaussian
+    fitted to the training vectors (see `GaussianSkip`); ``T`` is the schedule length it needs.
     """
 
     kind: str = "mlp"
@@ -33,6 +35,8 @@ class DenoiserConfig:
     dropout: float = 0.0
     channels: int = 64
     mults: tuple[int, ...] = (1, 2, 4, 8)
+    gaussian_skip: bool = False
+    T: int = 2000
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -109,10 +113,51 @@ class MLPDenoiser(nn.Module):
         return self.out(F.silu(self.out_norm(h)))
 
 
-def build_denoiser(cfg: DenoiserConfig) -> nn.Module:
-    """The network named by ``cfg.kind``."""
-    if cfg.kind == "mlp":
-        return MLPDenoiser(cfg)
-    from structrepdiff.diffusion.unet1d import UNet1D
+class GaussianSkip(nn.Module):
+    """ε̂(x, t) = ε_G(x, t) + net(x, t), where ε_G is the exact posterior mean of the noise when
+    x_0 ~ N(μ, Σ) is the Gaussian fitted to the (scaled) training vectors:
 
-    return UNet1D(cfg)
+        ε_G(x_t, t) = s U diag(1 / (a² λ + s²)) Uᵀ (x_t − a μ),   a = √ᾱ_t, s = √(1 − ᾱ_t),
+
+    with Σ = U diag(λ) Uᵀ. The inner network's last layer starts at zero, so training starts
+    from the Gaussian sampler and learns only what is not Gaussian. Buffers: mu (D,), U (D, D),
+    lam (D,), alphas_cumprod (T,); set them with `fit`.
+    """
+
+    def __init__(self, inner: nn.Module, dim: int, T: int):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("U", torch.eye(dim))
+        self.register_buffer("lam", torch.ones(dim))
+        self.register_buffer("alphas_cumprod", torch.ones(T))
+
+    @torch.no_grad()
+    def fit(self, X: Tensor, alphas_cumprod: Tensor) -> None:
+        """X (n, D) scaled training vectors; alphas_cumprod (T,) of the diffusion."""
+        X = X.double()
+        lam, U = torch.linalg.eigh(torch.cov(X.T))
+        self.mu.copy_(X.mean(0))
+        self.U.copy_(U)
+        self.lam.copy_(lam.clamp(min=0))
+        self.alphas_cumprod.copy_(alphas_cumprod)
+
+    def gaussian_eps(self, x: Tensor, t: Tensor) -> Tensor:
+        ac = self.alphas_cumprod[t].to(x.dtype)[:, None]
+        a, s = ac.sqrt(), (1 - ac).sqrt()
+        y = (x - a * self.mu) @ self.U
+        return (s * y / (ac * self.lam + s * s)) @ self.U.T
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.gaussian_eps(x, t) + self.inner(x, t)
+
+
+def build_denoiser(cfg: DenoiserConfig) -> nn.Module:
+    """The network named by ``cfg.kind``, wrapped in `GaussianSkip` if ``cfg.gaussian_skip``."""
+    if cfg.kind == "mlp":
+        net: nn.Module = MLPDenoiser(cfg)
+    else:
+        from structrepdiff.diffusion.unet1d import UNet1D
+
+        net = UNet1D(cfg)
+    return GaussianSkip(net, cfg.dim, cfg.T) if cfg.gaussian_skip else net

@@ -29,7 +29,7 @@ from structrepdiff.diffusion.checkpoint import (
     scaler_state,
 )
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
-from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser
+from structrepdiff.diffusion.denoisers import DenoiserConfig, GaussianSkip, build_denoiser
 from structrepdiff.features import FeatureSet, load_features
 from structrepdiff.representation.scaler import Scaler
 
@@ -135,9 +135,12 @@ def validation_loss(diff: GaussianDiffusion, net, X: torch.Tensor, seed: int,
 class _State:
     """Model, EMA, optimiser and random stream of a run."""
 
-    def __init__(self, cfg: TrainConfig, den: DenoiserConfig):
+    def __init__(self, cfg: TrainConfig, den: DenoiserConfig, X: torch.Tensor,
+                 diff: GaussianDiffusion):  # fmt: skip
         torch.manual_seed(cfg.seed)
         self.net = build_denoiser(den).to(cfg.device)
+        if isinstance(self.net, GaussianSkip):
+            self.net.fit(X.to(cfg.device), diff.alphas_cumprod)
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -180,13 +183,15 @@ def train(cfg: TrainConfig) -> TrainSummary:
     fs, train_idx, hold_idx, scaler = _prepare(cfg)
     X = torch.as_tensor(scaler.transform(fs.R[train_idx]), dtype=torch.float32)
     V = torch.as_tensor(scaler.transform(fs.R[hold_idx]), dtype=torch.float32).to(cfg.device)
-    den = replace(cfg.denoiser, dim=fs.R.shape[1])
+    den = replace(cfg.denoiser, dim=fs.R.shape[1], T=cfg.T)
     diff = GaussianDiffusion(cfg.T).to(cfg.device)
-    st = _State(cfg, den)
+    st = _State(cfg, den, X, diff)
     path = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and path.exists():
         ckpt = load_checkpoint(path, cfg.device)
-        if ckpt["train"]["config"] != {**cfg.to_dict(), "steps": ckpt["train"]["config"]["steps"]}:
+        saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
+        saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
+        if saved != {**cfg.to_dict(), "steps": saved["steps"]}:
             raise ValueError(f"{path} was trained with other settings; use --force to restart")
         st.load(ckpt)
     static = {
