@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from structrepdiff.diffusion.checkpoint import LoadedModel
-from structrepdiff.diffusion.proxy import frechet_by_block
+from structrepdiff.diffusion.denoisers import GaussianSkip
+from structrepdiff.diffusion.proxy import frechet_by_block, wasserstein_by_block
 from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.features import load_features
 from structrepdiff.representation.decode import decode
@@ -62,9 +63,17 @@ def run_sampler(model: LoadedModel, spec: str, num: int, seed: int, test: np.nda
     t0 = time.perf_counter()
     R = sample_vectors(model, num, kind, steps, seed, batch_size=500, progress=True)
     seconds = time.perf_counter() - t0
-    return {"seconds": round(seconds, 2), "s_per_1000": round(1000 * seconds / num, 2),
-            **decode_stats(R, model), "fd": rounded(frechet_by_block(R, test, model.rep,
-                                                                      model.scaler))}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "s_per_1000": round(1000 * seconds / num, 2),
+        **decode_stats(R, model),
+        **distances(R, test, model),
+    }
+
+
+def distances(R: np.ndarray, test: np.ndarray, model: LoadedModel) -> dict:
+    return {"fd": rounded(frechet_by_block(R, test, model.rep, model.scaler)),
+            "w1": rounded(wasserstein_by_block(R, test, model.rep, model.scaler))}  # fmt: skip
 
 
 def save(out: Path, result: dict) -> None:
@@ -84,10 +93,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument(
+        "--gaussian-only",
+        action="store_true",
+        help="sample with the fitted Gaussian part of a --gaussian-skip model only",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = LoadedModel.load(a.model)
+    if a.gaussian_only:
+        if not isinstance(model.net, GaussianSkip):
+            raise SystemExit("--gaussian-only needs a model trained with --gaussian-skip")
+        model.net = model.net.gaussian_eps
     tcfg = model.ckpt["train"]["config"]
     default = tcfg["features"] or a.model.parent / f"features_{tcfg['split']}.npz"
     train_path = a.train or Path(default)
@@ -95,10 +113,10 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(a.out.read_text()) if a.out.exists() and not a.force else {}
     result.update({
-        "model": str(a.model), "step": int(model.ckpt["step"]),
+        "model": str(a.model), "step": int(model.ckpt["step"]), "gaussian_only": a.gaussian_only,
         "denoiser": model.ckpt["denoiser"], "num": a.num, "seed": a.seed, "test": str(a.test),
         "machine": f"{os.cpu_count()} CPU, torch {torch.__version__}, {a.threads} threads",
-        "floor_train_vs_test": rounded(frechet_by_block(train, test, model.rep, model.scaler)),
+        "floor_train_vs_test": distances(train, test, model),
     })  # fmt: skip
     result.setdefault("samplers", {})
     for spec in a.samplers:
