@@ -25,7 +25,10 @@ from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser
 
 DENOISERS = {
-    "mlp (hidden 512, recipe)": DenoiserConfig(kind="mlp", dim=1, hidden=512),
+    "mlp (hidden 512)": DenoiserConfig(kind="mlp", dim=1, hidden=512),
+    "mlp (hidden 512, gaussian skip: recipe)": DenoiserConfig(
+        kind="mlp", dim=1, hidden=512, gaussian_skip=True
+    ),
     "mlp (hidden 1024)": DenoiserConfig(kind="mlp", dim=1, hidden=1024),
     "unet1d (paper size)": DenoiserConfig(kind="unet1d", dim=1, channels=64, mults=(1, 2, 4, 8)),
 }
