@@ -52,6 +52,17 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, features) 
     assert (tmp_path / "b" / "metrics.jsonl").read_text().count("\n") == 4
 
 
+def test_a_moved_run_folder_resumes_with_other_bookkeeping(tmp_path, features) -> None:
+    import shutil
+
+    straight = train(config(tmp_path / "a", features))
+    train(config(tmp_path / "b", features, steps=3))
+    shutil.copytree(tmp_path / "b", tmp_path / "moved")
+    resumed = train(config(tmp_path / "moved", features, steps=6, resume=True, eval_every=5))
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert all(torch.equal(t, b["ema"][k]) for k, t in a["ema"].items())
+
+
 def test_checkpoint_is_self_contained_and_guarded(tmp_path, features) -> None:
     s = train(config(tmp_path / "run", features))
     ckpt = torch.load(s.checkpoint, weights_only=True)

@@ -191,7 +191,11 @@ def train(cfg: TrainConfig) -> TrainSummary:
         ckpt = load_checkpoint(path, cfg.device)
         saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
         saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
-        if saved != {**cfg.to_dict(), "steps": saved["steps"]}:
+        # bookkeeping that does not change the weights may differ (a moved run folder, say)
+        free = ("steps", "out", "eval_every", "checkpoint_every")
+        if {k: v for k, v in saved.items() if k not in free} != {
+            k: v for k, v in cfg.to_dict().items() if k not in free
+        }:
             raise ValueError(f"{path} was trained with other settings; use --force to restart")
         st.load(ckpt)
     static = {
