@@ -30,6 +30,7 @@ from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.denoisers import GaussianSkip
 from structrepdiff.diffusion.proxy import frechet_by_block, wasserstein_by_block
 from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.diffusion.train import training_features_path
 from structrepdiff.features import load_features
 from structrepdiff.representation.decode import decode
 
@@ -107,8 +108,7 @@ def main() -> None:
             raise SystemExit("--gaussian-only needs a model trained with --gaussian-skip")
         model.net = model.net.gaussian_eps
     tcfg = model.ckpt["train"]["config"]
-    default = tcfg["features"] or a.model.parent / f"features_{tcfg['split']}.npz"
-    train_path = a.train or Path(default)
+    train_path = a.train or training_features_path(a.model.parent, tcfg["features"], tcfg["split"])
     test, train = (pick(load_features(p).R, a.num, a.seed) for p in (a.test, train_path))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(a.out.read_text()) if a.out.exists() and not a.force else {}

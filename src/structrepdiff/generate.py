@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from structrepdiff.diffusion.sample import SampleConfig, sample
@@ -22,25 +22,23 @@ from structrepdiff.reconstruct.run import ReconstructJob, ReconstructSummary, ru
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    model: Path
+    """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``)."""
+
     out: Path
-    num: int
-    sampler: str = "ddim"
-    steps: int = 100
-    seed: int = 0
-    sample_batch_size: int = 256
+    sample: SampleConfig
     reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
     templates: Path | None = None
     batch_size: int = 8
-    device: str = "cpu"
     force: bool = False
     progress: bool = True
 
     def settings(self) -> dict:
         d = asdict(self)
+        d["sample"] = {k: v for k, v in d["sample"].items()
+                       if k not in ("force", "progress", "out")}  # fmt: skip
         d["reconstruct"] = self.reconstruct.to_dict()
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()
-                if k not in ("force", "progress", "out")}  # fmt: skip
+        kept = {k: v for k, v in d.items() if k not in ("force", "progress", "out")}
+        return json.loads(json.dumps(kept, default=str))  # Paths as strings, as in the file
 
 
 def _check_settings(cfg: GenerateConfig) -> None:
@@ -72,10 +70,9 @@ def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(cfg)
-    samples = out / "samples.npz"
+    samples = Path(cfg.sample.out)
     if cfg.force or not samples.exists():
-        sample(SampleConfig(cfg.model, samples, cfg.num, cfg.sampler, cfg.steps, cfg.seed,
-                            cfg.sample_batch_size, cfg.device, True, cfg.progress))  # fmt: skip
+        sample(replace(cfg.sample, force=True, progress=cfg.progress))
     job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
                          cfg.progress, cfg.templates)  # fmt: skip
     summary = run_reconstruction(job)

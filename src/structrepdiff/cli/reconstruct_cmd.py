@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from structrepdiff.reconstruct.config import ReconstructConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--representations", required=True, type=Path, help=".npz from featurize")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--limit", type=int, help="only the first N vectors")
+    add_reconstruct_options(p)
+    p.add_argument("--force", action="store_true", help="start over in an existing --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
+    """Reconstruction options shared by `reconstruct` and `generate` (see `reconstruct_config`)."""
     p.add_argument("--trials", type=int, default=6, help="random starts per crystal")
     p.add_argument("--hops", type=int, default=7, help="basin-hopping hops per trial")
     p.add_argument("--steps", type=int, default=300, help="Adam steps per hop")
@@ -44,18 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
-    p.add_argument("--force", action="store_true", help="start over in an existing --out")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def reconstruct_config(args: argparse.Namespace) -> ReconstructConfig:
+    """The ReconstructConfig named by the options of `add_reconstruct_options`."""
     from structrepdiff.reconstruct.config import ReconstructConfig
-    from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ValueError("--batch-size and --limit must be positive")
-    config = ReconstructConfig(
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be positive")
+    return ReconstructConfig(
         trials=args.trials,
         hops=args.hops,
         steps=args.steps,
@@ -66,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         seed=args.seed,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be positive")
+    config = reconstruct_config(args)
     job = ReconstructJob(
         args.representations,
         args.out,

@@ -16,14 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
     p.add_argument("--num", required=True, type=int, help="how many vectors")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=100, help="DDIM steps (ddpm uses all T)")
+    add_sampling_options(p, "--steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
+    """Sampler options shared by `sample` and `generate` (which names its steps flag
+    --sample-steps, its --steps being the reconstruction's); the value lands in
+    ``args.sample_steps``."""
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
+    p.add_argument(steps_flag, dest="sample_steps", type=int, default=100,
+                   help="DDIM steps (ddpm uses all T)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="device for sampling")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         num=args.num,
         sampler=args.sampler,
-        steps=args.steps,
+        steps=args.sample_steps,
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,

@@ -84,13 +84,18 @@ class TrainSummary:
     checkpoint: Path
 
 
+def training_features_path(out: str | Path, features: str | Path | None, split: str) -> Path:
+    """Where a run's training rows are: ``features``, or out/features_<split>.npz."""
+    return Path(features) if features is not None else Path(out) / f"features_{split}.npz"
+
+
 def load_training_features(cfg: TrainConfig) -> FeatureSet:
     """The training rows: ``cfg.features``, or the dataset split featurised once into out/."""
     if cfg.features is not None:
         return load_features(cfg.features)
     from structrepdiff.featurize import FeaturizeConfig, featurize
 
-    path = Path(cfg.out) / f"features_{cfg.split}.npz"
+    path = training_features_path(cfg.out, None, cfg.split)
     if not path.exists():
         featurize(FeaturizeConfig(out=path, dataset=cfg.dataset, split=cfg.split,
                                   data_dir=cfg.data_dir, preset=cfg.preset,
