@@ -2,7 +2,11 @@
 
 For each checkpoint and each sampler (``ddim:K`` or ``ddpm``): sample ``--num`` vectors with a
 fixed seed, time it, count how many decode (atom count, composition, lattice), and compute the
-Fréchet distance per block of R against ``--num`` test vectors, in the model's scaled space.
+Fréchet distance per block of R against ``--num`` test vectors, in one fixed space: a
+per-feature standard scaler fitted on the training (val) features, whatever scaler the model
+uses, so models with different scalers are compared on one scale. Decoded compositions are also
+scored: the share whose reduced formula or anonymised formula (e.g. ABC3) occurs in the
+training split, and the 1-D Wasserstein distance of the number of elements to test's.
 The floor is the same distance between ``--num`` training (val) vectors and the test vectors:
 a model cannot be expected to beat the gap between two real splits.
 
@@ -20,11 +24,14 @@ import argparse
 import json
 import os
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from pymatgen.core import Composition
+from scipy import stats
 
 from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.denoisers import GaussianSkip
@@ -33,6 +40,7 @@ from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.diffusion.train import training_features_path
 from structrepdiff.features import load_features
 from structrepdiff.representation.decode import decode
+from structrepdiff.representation.scaler import Scaler
 
 
 def pick(R: np.ndarray, num: int, seed: int) -> np.ndarray:
@@ -44,6 +52,30 @@ def pick(R: np.ndarray, num: int, seed: int) -> np.ndarray:
 
 def rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in d.items()}
+
+
+def compositions(R: np.ndarray, model: LoadedModel) -> list[Composition | None]:
+    """The decoded composition of each row (None where it does not decode)."""
+    out: list[Composition | None] = []
+    for d in decode(R, model.rep):
+        out.append(Composition(dict(Counter(int(z) for z in d.numbers))) if d.ok else None)
+    return out
+
+
+def composition_stats(gen: list, train: list, test: list) -> dict:
+    """Shares of decoded compositions seen in training (formula, anonymised formula) and the
+    W1 of the number of elements against test; denominators are all generated rows."""
+    ok = [c for c in gen if c is not None]
+    formulas = {c.reduced_formula for c in train}
+    patterns = {c.anonymized_formula for c in train}
+    n_el = [len(c) for c in ok]
+    n = len(gen)
+    w1 = stats.wasserstein_distance(n_el, [len(c) for c in test]) if n_el else None
+    return {
+        "known_formula_pct": round(100 * sum(c.reduced_formula in formulas for c in ok) / n, 2),
+        "known_pattern_pct": round(100 * sum(c.anonymized_formula in patterns for c in ok) / n, 2),
+        "n_elements_w1": None if w1 is None else round(float(w1), 4),
+    }
 
 
 def decode_stats(R: np.ndarray, model: LoadedModel) -> dict:
@@ -58,7 +90,7 @@ def decode_stats(R: np.ndarray, model: LoadedModel) -> dict:
             "mean_atoms": round(float(np.mean(n_atoms)), 2) if n_atoms else None}  # fmt: skip
 
 
-def run_sampler(model: LoadedModel, spec: str, num: int, seed: int, test: np.ndarray) -> dict:
+def run_sampler(model: LoadedModel, spec: str, num: int, seed: int, ref: dict) -> dict:
     kind, _, k = spec.partition(":")
     steps = int(k) if k else 100
     t0 = time.perf_counter()
@@ -68,13 +100,14 @@ def run_sampler(model: LoadedModel, spec: str, num: int, seed: int, test: np.nda
         "seconds": round(seconds, 2),
         "s_per_1000": round(1000 * seconds / num, 2),
         **decode_stats(R, model),
-        **distances(R, test, model),
+        **distances(R, ref["test"], model, ref["scaler"]),
+        **composition_stats(compositions(R, model), ref["train_comp"], ref["test_comp"]),
     }
 
 
-def distances(R: np.ndarray, test: np.ndarray, model: LoadedModel) -> dict:
-    return {"fd": rounded(frechet_by_block(R, test, model.rep, model.scaler)),
-            "w1": rounded(wasserstein_by_block(R, test, model.rep, model.scaler))}  # fmt: skip
+def distances(R: np.ndarray, test: np.ndarray, model: LoadedModel, scaler: Scaler) -> dict:
+    return {"fd": rounded(frechet_by_block(R, test, model.rep, scaler)),
+            "w1": rounded(wasserstein_by_block(R, test, model.rep, scaler))}  # fmt: skip
 
 
 def save(out: Path, result: dict) -> None:
@@ -109,20 +142,27 @@ def main() -> None:
         model.net = model.net.gaussian_eps
     tcfg = model.ckpt["train"]["config"]
     train_path = a.train or training_features_path(a.model.parent, tcfg["features"], tcfg["split"])
-    test, train = (pick(load_features(p).R, a.num, a.seed) for p in (a.test, train_path))
+    train_all = load_features(train_path).R
+    test, train = pick(load_features(a.test).R, a.num, a.seed), pick(train_all, a.num, a.seed)
+    ref = {"test": test, "scaler": Scaler.fit(train_all[np.isfinite(train_all).all(1)]),
+           "train_comp": [c for c in compositions(train_all, model) if c is not None],
+           "test_comp": [c for c in compositions(test, model) if c is not None]}  # fmt: skip
     a.out.parent.mkdir(parents=True, exist_ok=True)
     result = json.loads(a.out.read_text()) if a.out.exists() and not a.force else {}
     result.update({
         "model": str(a.model), "step": int(model.ckpt["step"]), "gaussian_only": a.gaussian_only,
         "denoiser": model.ckpt["denoiser"], "num": a.num, "seed": a.seed, "test": str(a.test),
         "machine": f"{os.cpu_count()} CPU, torch {torch.__version__}, {a.threads} threads",
-        "floor_train_vs_test": distances(train, test, model),
+        "space": "standard scaler fitted on the training features",
+        "floor_train_vs_test": {**distances(train, test, model, ref["scaler"]),
+                                **composition_stats(compositions(train, model),
+                                                    ref["train_comp"], ref["test_comp"])},
     })  # fmt: skip
     result.setdefault("samplers", {})
     for spec in a.samplers:
         if spec in result["samplers"]:
             continue
-        result["samplers"][spec] = run_sampler(model, spec, a.num, a.seed, test)
+        result["samplers"][spec] = run_sampler(model, spec, a.num, a.seed, ref)
         result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         save(a.out, result)
         print(spec, json.dumps(result["samplers"][spec]))

@@ -268,3 +268,26 @@ def test_scaler_save_load_round_trip(tmp_path):
     assert Scaler.from_dict(sc.to_dict()).std.tolist() == sc.std.tolist()
     with pytest.raises(ValueError, match="unknown scaler kind"):
         Scaler.from_dict({**sc.to_dict(), "kind": "minmax"})
+
+
+def test_blockwise_scaler_maps_the_block_to_minus_one_one_with_one_shared_range():
+    rng = np.random.default_rng(3)
+    comp = np.zeros((50, 4))
+    comp[:, 0] = 0.5
+    comp[rng.integers(0, 50, 3), 1] = 0.25  # a rare element
+    comp[:, 2] = 0.5 - comp[:, 1]
+    R = np.hstack([rng.normal(size=(50, 2)), comp])
+    block = slice(2, 6)
+    sc = Scaler.fit(R, minmax_blocks=[block])
+    assert sc.kind == "blockwise"
+    Z = sc.transform(R)
+    # one affine map for the block: 0 -> -1, the block maximum 0.5 -> +1, 0.25 -> 0
+    np.testing.assert_allclose(Z[:, 5], -1.0)
+    np.testing.assert_allclose(Z[comp[:, 1] == 0.25, 3], 0.0, atol=1e-12)
+    assert Z[:, block].min() == -1.0 and Z[:, block].max() == 1.0
+    # a per-feature z-score would send the rare element far out instead
+    assert Scaler.fit(R).transform(R)[:, 3].max() > 3.5
+    # columns outside the block are standardised as before
+    np.testing.assert_allclose(Z[:, :2], Scaler.fit(R).transform(R)[:, :2])
+    np.testing.assert_allclose(sc.inverse(Z), R, atol=1e-12)
+    assert Scaler.from_dict(sc.to_dict()).kind == "blockwise"

@@ -14,6 +14,7 @@ from structrepdiff.diffusion.denoisers import DenoiserConfig
 from structrepdiff.diffusion.train import TrainConfig, split_rows, train
 from structrepdiff.features import FeatureSet, load_features, save_features
 from structrepdiff.representation.encode import Representation, encode_structures
+from structrepdiff.representation.scaler import Scaler
 
 EAD = EADConfig(L=1, etas=(1.0, 20.0), rs=(0.0, 1.0, 2.0, 3.0), cutoff=4.0)
 REP = Representation(EAD, (8, 11, 17, 26), n_max=6)
@@ -158,3 +159,18 @@ def test_write_extxyz_carries_id_status_and_loss(tmp_path) -> None:
     (frame,) = read(tmp_path / "generated.extxyz", index=":")
     assert frame.info["id"] == "a" and frame.info["status"] == "converged"
     assert frame.info["loss"] == 1e-4 and frame.get_chemical_formula() == "ClCs"
+
+
+def test_blockwise_scaler_is_stored_and_scales_composition_to_unit_range(tmp_path, features):
+    s = train(config(tmp_path / "run", features, scaler="blockwise"))
+    model = LoadedModel.load(s.checkpoint)
+    assert model.scaler.kind == "blockwise"
+    sl = REP.layout.slices["composition"]
+    rows = split_rows(12, 0.05, 0)[0]  # the rows the scaler was fitted on
+    want = Scaler.fit(load_features(features).R[rows], minmax_blocks=[sl])
+    np.testing.assert_allclose(model.scaler.mean, want.mean)
+    np.testing.assert_allclose(model.scaler.std, want.std)
+    assert len(set(model.scaler.std[sl].tolist())) == 1  # one range for the whole block
+    assert model.ckpt["train"]["config"]["scaler"] == "blockwise"
+    with pytest.raises(ValueError, match="scaler must be one of"):
+        config(tmp_path / "x", features, scaler="minmax")

@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
     p.add_argument("--preset", default="small", help="EAD preset when featurising")
     p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument(
+        "--scaler",
+        choices=["standard", "blockwise"],
+        default="standard",
+        help="standard: z-score per feature; blockwise: z-score, but the composition block "
+        "mapped to [-1, 1] with one shared range (absent element = -1)",
+    )
     p.add_argument("--denoiser", choices=["mlp", "unet1d"], default="mlp")
     p.add_argument("--hidden", type=int, default=1024, help="mlp width")
     p.add_argument("--depth", type=int, default=4, help="mlp residual blocks")
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     cfg = TrainConfig(
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,
-        data_dir=args.data_dir, preset=args.preset, denoiser=den, T=args.T, lr=args.lr,
+        data_dir=args.data_dir, preset=args.preset, scaler=args.scaler, denoiser=den, T=args.T, lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,
         holdout=args.holdout, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         seed=args.seed, device=args.device, resume=args.resume, force=args.force,

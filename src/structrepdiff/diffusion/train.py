@@ -31,7 +31,7 @@ from structrepdiff.diffusion.checkpoint import (
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import DenoiserConfig, GaussianSkip, build_denoiser
 from structrepdiff.features import FeatureSet, load_features
-from structrepdiff.representation.scaler import Scaler
+from structrepdiff.representation.scaler import SCALER_KINDS, Scaler
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class TrainConfig:
     features: Path | None = None
     data_dir: str | None = None
     preset: str = "small"
+    scaler: str = "standard"
     denoiser: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(dim=1))
     T: int = 2000
     lr: float = 1e-4
@@ -62,6 +63,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.features is None):
             raise ValueError("give exactly one of --dataset or --features")
+        if self.scaler not in SCALER_KINDS:
+            raise ValueError(f"scaler must be one of {SCALER_KINDS}, got {self.scaler!r}")
         if not 0.0 < self.holdout < 0.5:
             raise ValueError("holdout must be in (0, 0.5)")
         for name in ("batch_size", "steps", "eval_every", "checkpoint_every", "T"):
@@ -179,7 +182,8 @@ def _prepare(cfg: TrainConfig) -> tuple[FeatureSet, np.ndarray, np.ndarray, Scal
     if not np.isfinite(fs.R).all():
         raise ValueError("training vectors contain NaN or inf")
     train_idx, hold_idx = split_rows(len(fs.ids), cfg.holdout, cfg.seed)
-    return fs, train_idx, hold_idx, Scaler.fit(fs.R[train_idx])
+    blocks = [fs.rep.layout.slices["composition"]] if cfg.scaler == "blockwise" else []
+    return fs, train_idx, hold_idx, Scaler.fit(fs.R[train_idx], minmax_blocks=blocks)
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
@@ -196,6 +200,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         ckpt = load_checkpoint(path, cfg.device)
         saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
         saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
+        saved.setdefault("scaler", "standard")  # written before the option existed
         # bookkeeping that does not change the weights may differ (a moved run folder, say)
         free = ("steps", "out", "eval_every", "checkpoint_every")
         if {k: v for k, v in saved.items() if k not in free} != {

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SCALER_KINDS = ("standard",)
+SCALER_KINDS = ("standard", "blockwise")
 
 
 @dataclass(frozen=True)
 class Scaler:
     """z = (R - mean) / std per feature; constant features (std < min_std) get std = 1.
 
+    ``standard``: mean and std of each feature. ``blockwise``: the same, except that each block
+    given to `fit` as ``minmax_blocks`` (the composition block) is mapped to [-1, 1] with one
+    range shared by the whole block, so an absent element is -1 for every element instead of
+    a per-feature z-score that sends a rare element to +20 or more.
     Unbounded: samples mapped back with ``inverse`` are not clamped to any range.
     """
 
@@ -23,16 +28,22 @@ class Scaler:
     kind: str = "standard"
 
     @classmethod
-    def fit(cls, R: np.ndarray, min_std: float = 1e-12) -> Scaler:
-        """Fit on the rows of R (n, D); non-finite values are an error."""
+    def fit(cls, R: np.ndarray, min_std: float = 1e-12, minmax_blocks: Sequence[slice] = ()
+            ) -> Scaler:  # fmt: skip
+        """Fit on the rows of R (n, D); non-finite values are an error. Columns in each slice
+        of ``minmax_blocks`` share one affine map of the block's [min, max] onto [-1, 1]."""
         R = np.asarray(R, dtype=np.float64)
         if R.ndim != 2 or R.shape[0] < 1:
             raise ValueError(f"need a non-empty (n, D) matrix, got shape {R.shape}")
         if not np.isfinite(R).all():
             raise ValueError("cannot fit a scaler on non-finite values")
-        std = R.std(axis=0)
+        mean, std = R.mean(axis=0), R.std(axis=0)
         std = np.where(std < min_std, 1.0, std)
-        return cls(mean=R.mean(axis=0), std=std)
+        for sl in minmax_blocks:
+            lo, hi = float(R[:, sl].min()), float(R[:, sl].max())
+            mean[sl] = (hi + lo) / 2
+            std[sl] = (hi - lo) / 2 if hi - lo >= 2 * min_std else 1.0
+        return cls(mean=mean, std=std, kind="blockwise" if minmax_blocks else "standard")
 
     def transform(self, R):
         """R (..., D) -> scaled; works on numpy arrays and torch tensors (float result)."""
