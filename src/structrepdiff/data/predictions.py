@@ -1,0 +1,109 @@
+"""Read generated or reconstructed crystals from any model, keeping every failure with a reason.
+
+Unlike the dataset loaders, nothing is skipped here: an unreadable or missing prediction stays
+in the list with ``structure=None`` and a reason, because the metrics count it (as invalid, or
+as a non-match). Accepted ``path`` forms:
+
+- a folder with ``summary.csv`` (output of `reconstruct` / `generate`): one prediction per row,
+  the CIF named in its ``cif`` column, or none with the row's status and reason;
+- a folder of ``*.cif`` files (ids are the file stems), or one ``.cif`` file;
+- an ``.extxyz`` / ``.xyz`` file (ids from each frame's ``id`` info, else the frame index);
+- a CDVAE-format CSV (``.csv`` / ``.csv.gz``) with a ``cif`` column and ids from
+  ``material_id`` or ``id`` (else the row number).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pymatgen.core import Structure
+
+from structrepdiff.data.io import parse_cif
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted crystal; ``structure`` is None when there is none, and ``reason`` says why."""
+
+    id: str
+    structure: Structure | None
+    reason: str | None = None
+
+
+def _from_cif_file(rid: str, path: Path) -> Prediction:
+    try:
+        return Prediction(rid, parse_cif(path.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return Prediction(rid, None, f"unreadable CIF {path.name}: {exc}")
+
+
+def _from_summary(folder: Path) -> list[Prediction]:
+    with open(folder / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"id", "status"} <= set(rows[0]):
+        raise ValueError(f"{folder / 'summary.csv'} has no id/status columns")
+    out = []
+    for r in rows:
+        if r.get("cif"):
+            out.append(_from_cif_file(r["id"], folder / r["cif"]))
+        else:
+            why = r.get("reason") or "no structure"
+            out.append(Prediction(r["id"], None, f"{r['status']}: {why}"))
+    return out
+
+
+def _from_cif_folder(folder: Path) -> list[Prediction]:
+    files = sorted(folder.glob("*.cif"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds neither summary.csv nor *.cif files")
+    return [_from_cif_file(f.stem, f) for f in files]
+
+
+def _from_extxyz(path: Path) -> list[Prediction]:
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    out = []
+    for k, atoms in enumerate(read(path, index=":")):
+        rid = str(atoms.info.get("id", k))
+        if not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-12:
+            out.append(Prediction(rid, None, "frame has no periodic 3-D cell"))
+            continue
+        out.append(Prediction(rid, AseAtomsAdaptor.get_structure(atoms)))
+    return out
+
+
+def _from_csv(path: Path) -> list[Prediction]:
+    df = pd.read_csv(path)
+    if "cif" not in df.columns:
+        raise ValueError(f"{path} has no 'cif' column (CDVAE format: material_id, cif, ...)")
+    id_col = next((c for c in ("material_id", "id") if c in df.columns), None)
+    ids = df[id_col].astype(str) if id_col else pd.Series(range(len(df))).astype(str)
+    out = []
+    for rid, text in zip(ids, df["cif"], strict=True):
+        try:
+            out.append(Prediction(rid, parse_cif(text)))
+        except ValueError as exc:
+            out.append(Prediction(rid, None, f"unparseable CIF: {exc}"))
+    return out
+
+
+def load_predictions(path: str | Path) -> list[Prediction]:
+    """Every prediction at ``path`` (see the module docstring), in file order."""
+    path = Path(path)
+    if path.is_dir():
+        return _from_summary(path) if (path / "summary.csv").is_file() else _from_cif_folder(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions {path} do not exist")
+    name = path.name.lower()
+    if name.endswith(".cif"):
+        return [_from_cif_file(path.stem, path)]
+    if name.endswith((".extxyz", ".xyz")):
+        return _from_extxyz(path)
+    if name.endswith((".csv", ".csv.gz")):
+        return _from_csv(path)
+    raise ValueError(f"cannot read predictions from {path}: expected a folder, .cif, .extxyz "
+                     "or CDVAE-format .csv")  # fmt: skip
