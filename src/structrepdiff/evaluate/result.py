@@ -36,14 +36,14 @@ def fail(reason: str) -> Result[Any]:
     return Result(None, reason)
 
 
-def reason_kind(reason: str) -> str:
-    """The kind of a reason: the text before the first ':' (details follow the colon)."""
-    return reason.split(":", 1)[0].strip()
+def reason_kind(reason: str, depth: int = 1) -> str:
+    """The kind of a reason: its first ``depth`` ':'-separated parts (details follow)."""
+    return ":".join(reason.split(":", depth)[:depth]).strip()
 
 
-def count_reasons(reasons: Iterable[str | None]) -> dict[str, int]:
+def count_reasons(reasons: Iterable[str | None], depth: int = 1) -> dict[str, int]:
     """How often each kind of reason occurs (None entries, i.e. successes, are not counted)."""
-    return dict(Counter(reason_kind(r) for r in reasons if r is not None))
+    return dict(Counter(reason_kind(r, depth) for r in reasons if r is not None))
 
 
 def exception_reason(prefix: str, exc: BaseException) -> str:

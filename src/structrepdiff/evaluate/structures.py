@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Structure
@@ -14,7 +13,7 @@ from structrepdiff.evaluate.result import Result, exception_reason, fail
 
 # A composition given as a pymatgen Composition, a Structure (its composition), a mapping
 # {element (symbol, Z or Element): amount} or a per-atom sequence of symbols or atomic numbers.
-CompositionLike = Union[Composition, Structure, Mapping, Sequence]  # noqa: UP007
+CompositionLike = Composition | Structure | Mapping | Sequence
 
 
 def build_structure(
@@ -87,4 +86,4 @@ def density(structure: Structure) -> float:
 def n_elements(structure: Structure) -> int:
     """Number of distinct elements (CDVAE: ``len(set(structure.species))``; element symbols
     here, so oxidation-state decorations do not split one element into several)."""
-    return len({site.specie.symbol for site in structure})
+    return len({el.symbol for el in structure.composition.elements})

@@ -1,0 +1,97 @@
+"""Uniqueness (within the generated set) and novelty (against a reference / training set).
+
+Two crystals are "the same" when pymatgen's ``StructureMatcher`` (default tolerances:
+ltol 0.2, stol 0.3, angle_tol 5°, unless a matcher is passed) fits them. The matcher only
+fits crystals of equal reduced composition, so comparing only within a reduced formula is
+exact, not an approximation; it keeps the cost near linear for diverse sets. Missing (None)
+structures are skipped and counted; a matcher error counts as "no match".
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+
+
+def _fits(matcher: StructureMatcher, a: Structure, b: Structure) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(matcher.fit(a, b))
+    except Exception:  # degenerate cells can break the matcher; treat as different
+        return False
+
+
+def _by_formula(structures: Sequence[Structure | None]) -> dict[str, list[int]]:
+    """Indices of the non-None structures grouped by reduced formula."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(structures):
+        if s is not None:
+            groups[s.composition.reduced_formula].append(i)
+    return groups
+
+
+def uniqueness(
+    structures: Sequence[Structure | None], matcher: StructureMatcher | None = None
+) -> dict[str, Any]:
+    """Fraction of distinct crystals: n_unique / n over the non-None structures.
+
+    Greedy clustering in input order: a crystal joins the first earlier class whose
+    representative fits it. Returns uniqueness (NaN if n = 0), n, n_unique, n_skipped and
+    labels (class index per input, -1 for None; classes numbered by first appearance).
+    """
+    matcher = matcher or StructureMatcher()
+    labels = [-1] * len(structures)
+    reps: list[int] = []  # representative input index of each class
+    for members in _by_formula(structures).values():
+        group_reps: list[int] = []
+        for i in members:
+            s = structures[i]
+            hit = next((r for r in group_reps if _fits(matcher, structures[r], s)), None)
+            if hit is None:
+                group_reps.append(i)
+                reps.append(i)
+            labels[i] = hit if hit is not None else i
+    order = {rep: k for k, rep in enumerate(sorted(reps))}
+    labels = [order[lab] if lab >= 0 else -1 for lab in labels]
+    n = sum(s is not None for s in structures)
+    return {
+        "uniqueness": len(reps) / n if n else float("nan"),
+        "n": n,
+        "n_unique": len(reps),
+        "n_skipped": len(structures) - n,
+        "labels": labels,
+    }
+
+
+def novelty(
+    structures: Sequence[Structure | None],
+    reference: Sequence[Structure | None],
+    matcher: StructureMatcher | None = None,
+) -> dict[str, Any]:
+    """Fraction of generated crystals that fit no reference crystal: n_novel / n.
+
+    Returns novelty (NaN if n = 0), n, n_novel, n_skipped and novel (per input: True /
+    False, None for a None structure).
+    """
+    matcher = matcher or StructureMatcher()
+    ref_groups = _by_formula(reference)
+    novel: list[bool | None] = [None] * len(structures)
+    for formula, members in _by_formula(structures).items():
+        refs = [reference[j] for j in ref_groups.get(formula, [])]
+        for i in members:
+            novel[i] = not any(_fits(matcher, structures[i], r) for r in refs)
+    n = sum(v is not None for v in novel)
+    n_novel = sum(v is True for v in novel)
+    return {
+        "novelty": n_novel / n if n else float("nan"),
+        "n": n,
+        "n_novel": n_novel,
+        "n_skipped": len(structures) - n,
+        "novel": novel,
+    }
