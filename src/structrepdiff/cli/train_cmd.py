@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     )
     cfg = TrainConfig(
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,
-        data_dir=args.data_dir, preset=args.preset, scaler=args.scaler, denoiser=den, T=args.T, lr=args.lr,
+        data_dir=args.data_dir, preset=args.preset, scaler=args.scaler, denoiser=den, T=args.T,
+        lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,
         holdout=args.holdout, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         seed=args.seed, device=args.device, resume=args.resume, force=args.force,
