@@ -91,6 +91,30 @@ def test_loss_is_zero_for_the_true_noise_and_positive_otherwise() -> None:
     assert 0.3 < float(zero) < 2.0  # E‖ε‖² / D = 1
 
 
+def test_weighted_loss_weighs_each_features_squared_error() -> None:
+    diff = GaussianDiffusion(T=10)
+    x0 = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+
+    def off_in_last(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the true noise, + 1 in
+        ac = diff.alphas_cumprod[t].float()[:, None]  # the last feature
+        return (x - ac.sqrt() * x0) / (1 - ac).sqrt() + torch.tensor([0.0, 0.0, 0.0, 1.0])
+
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert float(diff.loss(off_in_last, x0, g())) == pytest.approx(1 / 4, rel=1e-5)
+    w = torch.tensor([0.5, 0.5, 0.5, 2.5])
+    assert float(diff.loss(off_in_last, x0, g(), w)) == pytest.approx(2.5 / 4, rel=1e-5)
+
+
+def test_feature_weights_put_the_composition_block_above_the_rest() -> None:
+    from structrepdiff.diffusion.train import feature_weights
+
+    slices = {"ead": slice(0, 6), "composition": slice(6, 8)}
+    assert feature_weights(slices, 8, 1.0) is None
+    w = feature_weights(slices, 8, 5.0)
+    assert float(w.mean()) == pytest.approx(1.0)
+    assert float(w[6] / w[0]) == pytest.approx(5.0) and torch.all(w[6:] == w[6])
+
+
 def test_clip_keeps_ddim_in_bounds_where_a_small_eps_error_diverges() -> None:
     """ε off by 0.05 everywhere: near t = T the 1/√ᾱ factor (4e4) blows x̂_0 up unless clamped."""
     diff = GaussianDiffusion(T=2000)

@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="standard: z-score per feature; blockwise: z-score, but the composition block "
         "mapped to [-1, 1] with one shared range (absent element = -1)",
     )
+    p.add_argument(
+        "--composition-weight",
+        type=float,
+        default=1.0,
+        help="weight of the composition block in the ε-MSE relative to the other features",
+    )
     p.add_argument("--denoiser", choices=["mlp", "unet1d"], default="mlp")
     p.add_argument("--hidden", type=int, default=1024, help="mlp width")
     p.add_argument("--depth", type=int, default=4, help="mlp residual blocks")
@@ -77,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     )
     cfg = TrainConfig(
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,
-        data_dir=args.data_dir, preset=args.preset, scaler=args.scaler, denoiser=den, T=args.T,
+        data_dir=args.data_dir, preset=args.preset, scaler=args.scaler,
+        composition_weight=args.composition_weight, denoiser=den, T=args.T,
         lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,
         holdout=args.holdout, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,

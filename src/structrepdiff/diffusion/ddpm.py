@@ -63,14 +63,16 @@ class GaussianDiffusion(nn.Module):
         ac = self._at(self.alphas_cumprod, t, x0)
         return ac.sqrt() * x0 + (1 - ac).sqrt() * noise
 
-    def loss(self, model: Denoiser, x0: Tensor, generator: torch.Generator | None = None
-             ) -> Tensor:  # fmt: skip
-        """Mean squared error of the ε prediction at uniformly drawn t."""
+    def loss(self, model: Denoiser, x0: Tensor, generator: torch.Generator | None = None,
+             weight: Tensor | None = None) -> Tensor:  # fmt: skip
+        """Mean squared error of the ε prediction at uniformly drawn t; ``weight`` (D,), if
+        given, weighs each feature's squared error (mean of weight · error²)."""
         dev = generator.device if generator is not None else x0.device
         t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=dev)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=dev)
         t, noise = t.to(x0.device), noise.to(x0.device)
-        return torch.mean((model(self.q_sample(x0, t, noise), t) - noise) ** 2)
+        err = (model(self.q_sample(x0, t, noise), t) - noise) ** 2
+        return torch.mean(err if weight is None else err * weight.to(err))
 
     def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor, clip: Bounds | None = None
                    ) -> tuple[Tensor, Tensor]:  # fmt: skip

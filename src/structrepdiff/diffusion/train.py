@@ -45,6 +45,7 @@ class TrainConfig:
     data_dir: str | None = None
     preset: str = "small"
     scaler: str = "standard"
+    composition_weight: float = 1.0
     denoiser: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(dim=1))
     T: int = 2000
     lr: float = 1e-4
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ValueError("give exactly one of --dataset or --features")
         if self.scaler not in SCALER_KINDS:
             raise ValueError(f"scaler must be one of {SCALER_KINDS}, got {self.scaler!r}")
+        if not self.composition_weight > 0:
+            raise ValueError("composition_weight must be positive")
         if not 0.0 < self.holdout < 0.5:
             raise ValueError("holdout must be in (0, 0.5)")
         for name in ("batch_size", "steps", "eval_every", "checkpoint_every", "T"):
@@ -126,16 +129,29 @@ def split_rows(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarra
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
+def feature_weights(layout_slices: dict[str, slice], dim: int, composition_weight: float
+                    ) -> torch.Tensor | None:  # fmt: skip
+    """(D,) loss weights, mean 1, with the composition block ``composition_weight`` times the
+    rest; None when it is 1 (plain MSE)."""
+    if composition_weight == 1.0:
+        return None
+    w = torch.ones(dim)
+    w[layout_slices["composition"]] = composition_weight
+    return w / w.mean()
+
+
 @torch.no_grad()
 def validation_loss(diff: GaussianDiffusion, net, X: torch.Tensor, seed: int,
-                    repeats: int = 4, batch: int = 512) -> float:  # fmt: skip
-    """Mean ε-MSE over the rows of X, at fixed random t and noise (comparable between calls)."""
+                    repeats: int = 4, batch: int = 512, weight: torch.Tensor | None = None
+                    ) -> float:  # fmt: skip
+    """Mean ε-MSE (weighted as in training) over the rows of X, at fixed random t and noise
+    (comparable between calls)."""
     g = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for _ in range(repeats):
         for k in range(0, len(X), batch):
             x = X[k : k + batch]
-            total += float(diff.loss(net, x, g)) * len(x)
+            total += float(diff.loss(net, x, g, weight)) * len(x)
             count += len(x)
     return total / count
 
@@ -194,13 +210,16 @@ def train(cfg: TrainConfig) -> TrainSummary:
     V = torch.as_tensor(scaler.transform(fs.R[hold_idx]), dtype=torch.float32).to(cfg.device)
     den = replace(cfg.denoiser, dim=fs.R.shape[1], T=cfg.T)
     diff = GaussianDiffusion(cfg.T).to(cfg.device)
+    weight = feature_weights(fs.rep.layout.slices, X.shape[1], cfg.composition_weight)
+    weight = None if weight is None else weight.to(cfg.device)
     st = _State(cfg, den, X, diff)
     path = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and path.exists():
         ckpt = load_checkpoint(path, cfg.device)
         saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
         saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
-        saved.setdefault("scaler", "standard")  # written before the option existed
+        saved.setdefault("scaler", "standard")  # written before these options existed
+        saved.setdefault("composition_weight", 1.0)
         # bookkeeping that does not change the weights may differ (a moved run folder, say)
         free = ("steps", "out", "eval_every", "checkpoint_every")
         if {k: v for k, v in saved.items() if k not in free} != {
@@ -219,7 +238,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     bar = tqdm(total=cfg.steps, initial=st.step, disable=not cfg.progress, desc="train")
     while st.step < cfg.steps:
         idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen)
-        batch_loss = diff.loss(st.net, X[idx].to(cfg.device), st.gen)
+        batch_loss = diff.loss(st.net, X[idx].to(cfg.device), st.gen, weight)
         st.opt.zero_grad(set_to_none=True)
         batch_loss.backward()
         st.opt.step()
@@ -229,7 +248,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         bar.update(1)
         last = st.step == cfg.steps
         if st.step % cfg.eval_every == 0 or last:
-            val = validation_loss(diff, st.ema, V, cfg.seed + 1)
+            val = validation_loss(diff, st.ema, V, cfg.seed + 1, weight=weight)
             st.metrics.append({"step": st.step, "train_loss": loss, "val_loss": val,
                                "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
             with open(Path(cfg.out) / "metrics.jsonl", "a") as fh:
