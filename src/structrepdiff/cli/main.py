@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each sub-command module registers itself."""
     from structrepdiff.cli import (
         data_cmd,
+        evaluate_cmd,
         featurize_cmd,
         generate_cmd,
         reconstruct_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample_cmd.register(sub)
     generate_cmd.register(sub)
     data_cmd.register(sub)
+    evaluate_cmd.register(sub)
     return parser
 
 

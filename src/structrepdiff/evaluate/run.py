@@ -1,0 +1,348 @@
+"""Evaluate generated or reconstructed crystals against a dataset split (behind
+`structrepdiff evaluate`), writing ``metrics.json`` and a per-crystal CSV.
+
+Generation (CDVAE protocol, DESIGN.md §3): validity, COV-R / COV-P with CDVAE's and the
+paper's thresholds against the whole reference split, EMD of density and of the number of
+elements between a seeded draw of ``n_property`` valid crystals and the whole split, plus
+uniqueness, novelty against a training split, P1 fraction and space-group histogram.
+
+Reconstruction: each prediction is matched to the split crystal with the same id by
+``StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)``. ``match_rate`` follows CDVAE (an
+invalid prediction is a non-match); ``match_rate_any`` ignores validity, which is what the
+StructRepDiff paper's numbers and our Table 1 report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from structrepdiff.data.io import load_split, split_path
+from structrepdiff.data.predictions import Prediction, load_predictions
+from structrepdiff.evaluate.coverage import COV_CUTOFF_SETS, coverage
+from structrepdiff.evaluate.novelty import novelty, uniqueness
+from structrepdiff.evaluate.properties import property_emd, sample_valid
+from structrepdiff.evaluate.result import count_reasons
+from structrepdiff.evaluate.suite import (
+    evaluate_rows,
+    parallel_map,
+    reference_table,
+    unstack_fps,
+)
+
+PROTOCOL = "CDVAE (Xie et al. 2021), as specified in DESIGN.md §3"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """One evaluation. ``out`` defaults to ``<pred>/evaluation_<mode>`` for a folder and
+    ``<pred stem>_evaluation_<mode>`` beside a file. ``novelty_split`` None: "train" when the
+    dataset has it, else "val" (recorded in metrics.json); "" skips novelty."""
+
+    pred: Path
+    dataset: str
+    mode: str = "generation"
+    split: str = "test"
+    out: Path | None = None
+    data_dir: str | None = None
+    novelty_split: str | None = None
+    n_property: int = 1000
+    seed: int = 0
+    workers: int | None = None
+    cache_dir: Path | None = None
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("generation", "reconstruction"):
+            raise ValueError(f"mode must be generation or reconstruction, got {self.mode!r}")
+        if self.n_property < 1:
+            raise ValueError("n_property must be at least 1")
+
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        p = Path(self.pred)
+        name = f"evaluation_{self.mode}"
+        if p.is_dir():
+            return p / name
+        stem = p.name.split(".")[0]
+        return p.parent / f"{stem}_{name}"
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("structrepdiff", "pymatgen", "matminer", "smact", "numpy", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _pct(flags) -> float:
+    flags = list(flags)
+    return round(100.0 * sum(bool(f) for f in flags) / len(flags), 4) if flags else float("nan")
+
+
+def coverage_metrics(rows: list[dict], ref: dict[str, np.ndarray], dataset: str) -> dict:
+    """COV-R / COV-P (percent) for each threshold set, with the thresholds used."""
+    gs, gc = [r["struct_fp"] for r in rows], [r["comp_fp"] for r in rows]
+    rs, rc = unstack_fps(ref["struct_fp"]), unstack_fps(ref["comp_fp"])
+    out = {}
+    for name, table in COV_CUTOFF_SETS.items():
+        cut = table[dataset]
+        cov = coverage(gs, gc, rs, rc, cut.struct, cut.comp)
+        out[name] = {
+            "struct_cutoff": cut.struct,
+            "comp_cutoff": cut.comp,
+            "cov_recall_pct": round(100 * cov["cov_recall"], 4),
+            "cov_precision_pct": round(100 * cov["cov_precision"], 4),
+            **{k: cov[k] for k in cov if k.startswith(("amsd", "amcd", "n_"))},
+        }
+    return out
+
+
+def property_metrics(rows: list[dict], ref: dict[str, np.ndarray], n: int, seed: int) -> dict:
+    """EMD of density (g/cm³) and of the number of elements: seeded draw of ``n`` valid
+    generated crystals against every reference crystal; also returns the drawn indices."""
+    draw = sample_valid([r["valid"] for r in rows], n, seed)
+    picked = [rows[i] for i in draw.indices]
+    ref_d, ref_e = ref["density"], ref["n_elements"]
+    return {
+        "n_valid": draw.n_valid,
+        "n_drawn": len(draw.indices),
+        "n_requested": n,
+        "complete": draw.complete,
+        "seed": seed,
+        "emd_density": property_emd([r["density"] for r in picked], ref_d[np.isfinite(ref_d)]),
+        "emd_n_elements": property_emd(
+            [r["n_elements"] for r in picked], ref_e[np.isfinite(ref_e)]
+        ),
+        "indices": draw.indices.tolist(),
+    }
+
+
+def generation_metrics(rows: list[dict], ref: dict[str, np.ndarray], dataset: str,
+                       n_property: int, seed: int) -> dict[str, Any]:  # fmt: skip
+    """Validity, coverage and property EMDs of evaluated rows (see `evaluate_rows`)."""
+    props = property_metrics(rows, ref, n_property, seed)
+    return {
+        "n_generated": len(rows),
+        "n_with_structure": sum(r["n_atoms"] is not None for r in rows),
+        "struct_validity_pct": _pct(r["struct_valid"] for r in rows),
+        "comp_validity_pct": _pct(r["comp_valid"] for r in rows),
+        "validity_pct": _pct(r["valid"] for r in rows),
+        "coverage": coverage_metrics(rows, ref, dataset),
+        "properties": props,
+        "reasons": {
+            "structure": count_reasons(r["struct_reason"] for r in rows),
+            "composition": count_reasons(r["comp_reason"] for r in rows),
+            "fingerprint": count_reasons(r["fp_reason"] for r in rows),
+        },
+    }
+
+
+def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref: list | None
+                         ) -> dict[str, Any]:  # fmt: skip
+    """Uniqueness (among generated structures), novelty (against ``novelty_ref``), P1
+    fraction and space-group histogram; adds ``unique`` / ``novel`` to each row."""
+    structs = [p.structure for p in preds]
+    uni = uniqueness(structs)
+    seen: set[int] = set()
+    for r, label in zip(rows, uni["labels"], strict=True):
+        r["unique"] = None if label < 0 else label not in seen
+        seen.add(label)
+    out: dict[str, Any] = {
+        "uniqueness_pct": round(100 * uni["uniqueness"], 4),
+        "n_unique": uni["n_unique"],
+    }
+    if novelty_ref is not None:
+        nov = novelty(structs, novelty_ref)
+        for r, flag in zip(rows, nov["novel"], strict=True):
+            r["novel"] = flag
+        out.update(novelty_pct=round(100 * nov["novelty"], 4), n_novel=nov["n_novel"])
+        both = [r["unique"] and r["novel"] for r in rows if r["unique"] is not None]
+        out["unique_and_novel_pct"] = _pct(both)
+    numbers = [r["spacegroup"] for r in rows if r["spacegroup"] is not None]
+    hist = Counter(numbers)
+    out.update(
+        p1_pct=round(100 * hist.get(1, 0) / len(numbers), 4) if numbers else float("nan"),
+        n_spacegroup_analysed=len(numbers),
+        spacegroup_histogram={str(k): v for k, v in sorted(hist.items())},
+        spacegroup_reasons=count_reasons(r["spacegroup_reason"] for r in rows),
+    )
+    return out
+
+
+CSV_FIELDS = (
+    "id", "valid", "struct_valid", "struct_reason", "comp_valid", "comp_reason", "fp_reason",
+    "formula", "n_atoms", "n_elements", "density", "spacegroup", "spacegroup_symbol",
+    "spacegroup_reason", "in_property_sample", "unique", "novel",
+)  # fmt: skip
+
+
+def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
+    """Rows (missing keys empty) to ``path`` atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def _prepare_out(cfg: EvaluateConfig) -> Path:
+    out = cfg.out_dir()
+    if (out / "metrics.json").exists() and not cfg.force:
+        raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _reference(cfg: EvaluateConfig, split: str) -> tuple[list[Prediction], Path]:
+    """The split's crystals as predictions (skipped rows logged by the loader) and its file."""
+    path = split_path(cfg.data_dir, cfg.dataset, split)
+    loaded = load_split(cfg.dataset, split, cfg.data_dir, progress=cfg.progress)
+    preds = [Prediction(i, s) for i, s in zip(loaded.ids, loaded.structures, strict=True)]
+    return preds, path
+
+
+def _novelty_reference(cfg: EvaluateConfig) -> tuple[str | None, list | None]:
+    if cfg.novelty_split == "":
+        return None, None
+    candidates = [cfg.novelty_split] if cfg.novelty_split else ["train", "val"]
+    for split in candidates:
+        try:
+            preds, _ = _reference(cfg, split)
+        except FileNotFoundError:
+            if cfg.novelty_split:
+                raise
+            continue
+        return split, [p.structure for p in preds]
+    return None, None
+
+
+def _header(cfg: EvaluateConfig, n_ref: int, ref_path: Path) -> dict[str, Any]:
+    return {
+        "protocol": PROTOCOL,
+        "mode": cfg.mode,
+        "dataset": cfg.dataset,
+        "reference_split": cfg.split,
+        "reference_file": str(ref_path),
+        "n_reference": n_ref,
+        "pred": str(cfg.pred),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
+        "versions": versions(),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+    }
+
+
+def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Score generated crystals (module docstring); writes metrics.json and per_crystal.csv
+    into `EvaluateConfig.out_dir` and returns the metrics."""
+    out = _prepare_out(cfg)
+    t0 = time.perf_counter()
+    preds = load_predictions(cfg.pred)
+    if not preds:
+        raise ValueError(f"no predictions in {cfg.pred}")
+    ref_preds, ref_path = _reference(cfg, cfg.split)
+    ref = reference_table(ref_preds, ref_path, cfg.cache_dir, cfg.workers, cfg.progress)
+    t_ref = time.perf_counter()
+    rows = evaluate_rows(preds, cfg.workers, cfg.progress, desc="generated")
+    metrics = {**_header(cfg, len(ref_preds), ref_path),
+               **generation_metrics(rows, ref, cfg.dataset, cfg.n_property, cfg.seed)}  # fmt: skip
+    drawn = set(metrics["properties"].pop("indices"))
+    for k, r in enumerate(rows):
+        r["in_property_sample"] = k in drawn
+    nov_split, nov_ref = _novelty_reference(cfg)
+    metrics["novelty_split"] = nov_split
+    metrics.update(symmetry_and_novelty(rows, preds, nov_ref))
+    metrics["seconds"] = {"reference": round(t_ref - t0, 1),
+                          "generated": round(time.perf_counter() - t_ref, 1)}  # fmt: skip
+    write_csv(out / "per_crystal.csv", rows, CSV_FIELDS)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _match_pair(pair: tuple[Prediction, Any]) -> dict[str, Any]:
+    """Validity and unfiltered match of one (prediction, true structure) pair."""
+    from structrepdiff.evaluate.reconstruction import reconstruction_match
+    from structrepdiff.evaluate.validity import composition_validity, structure_validity
+
+    pred, true = pair
+    row: dict[str, Any] = {"id": pred.id, "pred_reason": pred.reason}
+    any_match = reconstruction_match(pred.structure, true, check_validity=False)
+    row.update(matched_any=any_match.matched, rms=any_match.rms, match_reason=any_match.reason)
+    if pred.structure is None:
+        row.update(valid=False, invalid_reason=pred.reason or "no structure")
+        return row
+    checks = [structure_validity(pred.structure), composition_validity(pred.structure)]
+    bad = [c.reason for c in checks if not c.value]
+    row.update(valid=not bad, invalid_reason="; ".join(bad) or None)
+    return row
+
+
+RECON_FIELDS = ("id", "matched", "matched_any", "rms", "valid", "invalid_reason",
+                "match_reason", "pred_reason")  # fmt: skip
+
+
+def evaluate_reconstruction(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Match each prediction to the split crystal with its id; writes metrics.json and
+    per_crystal.csv. Predictions whose id is not in the split are an error."""
+    out = _prepare_out(cfg)
+    t0 = time.perf_counter()
+    preds = load_predictions(cfg.pred)
+    ref_preds, ref_path = _reference(cfg, cfg.split)
+    truth = {p.id: p.structure for p in ref_preds}
+    unknown = [p.id for p in preds if p.id not in truth]
+    if unknown:
+        raise ValueError(f"{len(unknown)} predictions have ids not in {cfg.dataset}/"
+                         f"{cfg.split} (e.g. {', '.join(unknown[:3])})")  # fmt: skip
+    pairs = [(p, truth[p.id]) for p in preds]
+    rows = parallel_map(_match_pair, pairs, cfg.workers, cfg.progress, desc="match")
+    for r in rows:
+        r["matched"] = bool(r["matched_any"] and r["valid"])
+    rms = [r["rms"] for r in rows if r["matched"]]
+    rms_any = [r["rms"] for r in rows if r["matched_any"]]
+    n = len(rows)
+    metrics = {
+        **_header(cfg, len(ref_preds), ref_path),
+        "n_predictions": n,
+        "n_reference_without_prediction": len(truth) - n,
+        "match_rate_pct": round(100 * len(rms) / n, 4) if n else float("nan"),
+        "rmse": float(np.mean(rms)) if rms else float("nan"),
+        "match_rate_any_pct": round(100 * len(rms_any) / n, 4) if n else float("nan"),
+        "rmse_any": float(np.mean(rms_any)) if rms_any else float("nan"),
+        "validity_pct": _pct(r["valid"] for r in rows),
+        "reasons": {
+            "match": count_reasons(r["match_reason"] for r in rows),
+            "invalid": count_reasons(r["invalid_reason"] for r in rows),
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_csv(out / "per_crystal.csv", rows, RECON_FIELDS)
+    write_json(out / "metrics.json", metrics)
+    return metrics
