@@ -5,8 +5,10 @@ fixed seed, time it, count how many decode (atom count, composition, lattice), a
 Fréchet distance per block of R against ``--num`` test vectors, in one fixed space: a
 per-feature standard scaler fitted on the training (val) features, whatever scaler the model
 uses, so models with different scalers are compared on one scale. Decoded compositions are also
-scored: the share whose reduced formula or anonymised formula (e.g. ABC3) occurs in the
-training split, and the 1-D Wasserstein distance of the number of elements to test's.
+scored: the share that passes SMACT (CDVAE's composition validity), the share whose reduced
+formula or anonymised formula (e.g. ABC3) occurs in the training split, and the 1-D
+Wasserstein distance of the number of elements to test's. For the floor these are the test
+compositions' own shares, and the W1 of training against test.
 The floor is the same distance between ``--num`` training (val) vectors and the test vectors:
 a model cannot be expected to beat the gap between two real splits.
 
@@ -38,6 +40,7 @@ from structrepdiff.diffusion.denoisers import GaussianSkip
 from structrepdiff.diffusion.proxy import frechet_by_block, wasserstein_by_block
 from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.diffusion.train import training_features_path
+from structrepdiff.evaluate import composition_validity
 from structrepdiff.features import load_features
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.scaler import Scaler
@@ -63,15 +66,18 @@ def compositions(R: np.ndarray, model: LoadedModel) -> list[Composition | None]:
 
 
 def composition_stats(gen: list, train: list, test: list) -> dict:
-    """Shares of decoded compositions seen in training (formula, anonymised formula) and the
-    W1 of the number of elements against test; denominators are all generated rows."""
+    """Shares of decoded compositions that pass SMACT (CDVAE's composition validity) and that
+    occur in training (formula, anonymised formula), and the W1 of the number of elements
+    against test; denominators are all generated rows."""
     ok = [c for c in gen if c is not None]
+    smact_ok = sum(bool(composition_validity(c).value) for c in ok)
     formulas = {c.reduced_formula for c in train}
     patterns = {c.anonymized_formula for c in train}
     n_el = [len(c) for c in ok]
     n = len(gen)
     w1 = stats.wasserstein_distance(n_el, [len(c) for c in test]) if n_el else None
     return {
+        "smact_valid_pct": round(100 * smact_ok / n, 2),
         "known_formula_pct": round(100 * sum(c.reduced_formula in formulas for c in ok) / n, 2),
         "known_pattern_pct": round(100 * sum(c.anonymized_formula in patterns for c in ok) / n, 2),
         "n_elements_w1": None if w1 is None else round(float(w1), 4),
@@ -155,8 +161,8 @@ def main() -> None:
         "machine": f"{os.cpu_count()} CPU, torch {torch.__version__}, {a.threads} threads",
         "space": "standard scaler fitted on the training features",
         "floor_train_vs_test": {**distances(train, test, model, ref["scaler"]),
-                                **composition_stats(compositions(train, model),
-                                                    ref["train_comp"], ref["test_comp"])},
+                                **composition_stats(ref["test_comp"], ref["train_comp"],
+                                                    compositions(train, model))},
     })  # fmt: skip
     result.setdefault("samplers", {})
     for spec in a.samplers:

@@ -41,7 +41,7 @@ class GenerateConfig:
         return json.loads(json.dumps(kept, default=str))  # Paths as strings, as in the file
 
 
-def _check_settings(cfg: GenerateConfig) -> None:
+def check_settings(cfg: GenerateConfig) -> None:
     path = Path(cfg.out) / "generate_config.json"
     if path.exists() and not cfg.force and json.loads(path.read_text()) != cfg.settings():
         raise FileExistsError(f"{cfg.out} holds a run with other settings ({path}); "
@@ -69,7 +69,7 @@ def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
     """Sample (once), reconstruct (resumably), write the extxyz; see the module docstring."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(cfg)
+    check_settings(cfg)
     samples = Path(cfg.sample.out)
     if cfg.force or not samples.exists():
         sample(replace(cfg.sample, force=True, progress=cfg.progress))

@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     smp = SampleConfig(model=args.model, out=args.out / "samples.npz", num=args.num,
                        sampler=args.sampler, steps=args.sample_steps, seed=args.seed,
-                       batch_size=args.sample_batch_size, device=args.device)  # fmt: skip
+                       batch_size=args.sample_batch_size, device=args.device,
+                       formulas=tuple(args.formula),
+                       composition_from=args.composition_from)  # fmt: skip
     cfg = GenerateConfig(out=args.out, sample=smp, reconstruct=reconstruct_config(args),
                          templates=args.templates, batch_size=args.batch_size, force=args.force,
                          progress=not args.no_progress)  # fmt: skip

@@ -32,6 +32,13 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     p.add_argument(steps_flag, dest="sample_steps", type=int, default=100,
                    help="DDIM steps (ddpm uses all T)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="device for sampling")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--formula", action="append", default=[],
+                      help="fix composition and atom count (e.g. SrTiO3 = 5 atoms); "
+                      "repeatable, cycled over the samples")  # fmt: skip
+    cond.add_argument("--composition-from", type=Path,
+                      help="feature .npz (same representation) to draw compositions and "
+                      "atom counts from, seeded; e.g. the training features")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,
+        formulas=tuple(args.formula),
+        composition_from=args.composition_from,
         force=args.force,
         progress=not args.no_progress,
     )

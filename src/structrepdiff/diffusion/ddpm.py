@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x (B, D), t (B,) long) -> ε (B, D)
 Bounds = tuple[Tensor, Tensor]  # per-feature (lo (D,), hi (D,)) for x̂_0
+Known = tuple[Tensor, Tensor]  # (mask (D,) bool, values (B, D)): features fixed in x̂_0
 
 
 def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
@@ -74,29 +75,34 @@ class GaussianDiffusion(nn.Module):
         err = (model(self.q_sample(x0, t, noise), t) - noise) ** 2
         return torch.mean(err if weight is None else err * weight.to(err))
 
-    def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor, clip: Bounds | None = None
-                   ) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """(x̂_0, ε) at x_t. With ``clip`` = (lo, hi), each (D,), x̂_0 is clamped to them and ε
-        is recomputed from the clamped x̂_0 (so DDIM stays consistent)."""
+    def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor, clip: Bounds | None = None,
+                   known: Known | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """(x̂_0, ε) at x_t. With ``clip`` = (lo, hi), each (D,), x̂_0 is clamped to them; with
+        ``known`` = (mask, values) the masked features of x̂_0 are set to the values
+        (conditioning by replacement). ε is then recomputed from the changed x̂_0, so DDIM
+        and ancestral steps move the known features along their exact noising path."""
         eps = model(x, t)
         ac = self._at(self.alphas_cumprod, t, x)
         x0 = (x - (1 - ac).sqrt() * eps) / ac.sqrt()
-        if clip is None:
+        if clip is None and known is None:
             return x0, eps
-        x0 = torch.maximum(torch.minimum(x0, clip[1].to(x0)), clip[0].to(x0))
+        if clip is not None:
+            x0 = torch.maximum(torch.minimum(x0, clip[1].to(x0)), clip[0].to(x0))
+        if known is not None:
+            x0 = torch.where(known[0].to(x0.device), known[1].to(x0), x0)
         return x0, (x - ac.sqrt() * x0) / (1 - ac).sqrt()
 
     @torch.no_grad()
     def sample_ddpm(self, model: Denoiser, shape: tuple[int, ...],
                     generator: torch.Generator | None = None, device=None,
-                    dtype: torch.dtype = torch.float32, clip: Bounds | None = None
-                    ) -> Tensor:  # fmt: skip
-        """Ancestral sampling over all T steps, from x_{T-1} ~ N(0, I); ``clip`` as in
-        `predict_x0`."""
+                    dtype: torch.dtype = torch.float32, clip: Bounds | None = None,
+                    known: Known | None = None) -> Tensor:  # fmt: skip
+        """Ancestral sampling over all T steps, from x_{T-1} ~ N(0, I); ``clip`` and
+        ``known`` as in `predict_x0`."""
         x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
         for step in reversed(range(self.T)):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
-            x0, _ = self.predict_x0(model, x, t, clip)
+            x0, _ = self.predict_x0(model, x, t, clip, known)
             mean = self._at(self.coef_x0, t, x) * x0 + self._at(self.coef_xt, t, x) * x
             if step > 0:
                 z = torch.randn(shape, generator=generator, device=x.device, dtype=dtype)
@@ -115,15 +121,15 @@ class GaussianDiffusion(nn.Module):
     @torch.no_grad()
     def sample_ddim(self, model: Denoiser, shape: tuple[int, ...], steps: int = 100,
                     eta: float = 0.0, generator: torch.Generator | None = None, device=None,
-                    dtype: torch.dtype = torch.float32, clip: Bounds | None = None
-                    ) -> Tensor:  # fmt: skip
+                    dtype: torch.dtype = torch.float32, clip: Bounds | None = None,
+                    known: Known | None = None) -> Tensor:  # fmt: skip
         """DDIM over ``steps`` time steps; eta = 0 is deterministic given the start noise;
-        ``clip`` as in `predict_x0`."""
+        ``clip`` and ``known`` as in `predict_x0`."""
         x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
         times = self.ddim_times(steps)
         for k, step in enumerate(times):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
-            x0, eps = self.predict_x0(model, x, t, clip)
+            x0, eps = self.predict_x0(model, x, t, clip, known)
             if k + 1 == len(times):
                 return x0
             ac_t = self._at(self.alphas_cumprod, t, x)
