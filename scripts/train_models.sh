@@ -27,9 +27,10 @@ for ds in $DATASETS; do
     feats=runs/features/${ds}_val_small.npz
     [ -f "$feats" ] || scripts/featurize_splits.sh small runs/features
     # MLP: hidden 512, depth 4, lr 5e-4 (chosen from the perov_5 pilot in BENCHMARKS.md), on
-    # top of the exact Gaussian ε-predictor (--gaussian-skip; without it samples were far off).
-    train "$OUT/${ds}_mlp_gskip" "$feats" --denoiser mlp --hidden 512 --depth 4 --lr 5e-4 \
-        --gaussian-skip --steps "$STEPS" --eval-every 500 --checkpoint-every 500
+    # top of the exact Gaussian ε-predictor (--gaussian-skip; without it samples were far off),
+    # composition block scaled to [-1, 1] as one block (--scaler blockwise).
+    train "$OUT/${ds}_gskip_blockwise" "$feats" --denoiser mlp --hidden 512 --depth 4 \
+        --lr 5e-4 --gaussian-skip --scaler blockwise --steps "$STEPS" --eval-every 500 --checkpoint-every 500
 done
 if [ "${UNET_STEPS}" -gt 0 ]; then
     # Paper-size U-Net (channels 64, mults 1 2 4 8, lr 1e-4): a short CPU run on perov_5.
