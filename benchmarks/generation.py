@@ -9,6 +9,10 @@ trained on val (the public data has no train split), so novelty is measured agai
 
     python benchmarks/generation.py --run perov_5=runs/perov_5/checkpoint.pt --num 1000 \
         --templates val --tag ddim100_tpl
+
+``--reference DATASET ...`` scores ``--num`` seeded val crystals as if generated, against test
+(the "data vs data" row, with the same sample count as the generated rows), into
+``--out/reference_<dataset>_val<num>``.
 """
 
 from __future__ import annotations
@@ -96,9 +100,42 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
     return metrics
 
 
+def reference_row(dataset: str, a: argparse.Namespace) -> dict:
+    """Score ``a.num`` seeded val crystals against test, like a generated set."""
+    import numpy as np
+
+    from structrepdiff.data.io import read_cdvae_csv, split_path
+
+    df = read_cdvae_csv(split_path(a.data_dir, dataset, "val"))
+    rows = np.sort(np.random.default_rng(a.seed).permutation(len(df))[: a.num])
+    pred = a.work / f"reference_{dataset}_val{a.num}.csv.gz"
+    pred.parent.mkdir(parents=True, exist_ok=True)
+    df.iloc[rows][["material_id", "cif"]].to_csv(pred, index=False)
+    t0 = time.perf_counter()
+    res = a.out / f"reference_{dataset}_val{a.num}"
+    ecfg = EvaluateConfig(pred=pred, dataset=dataset, split="test", out=res, data_dir=a.data_dir,
+                          novelty_split="", n_property=1000, seed=a.seed, workers=a.workers,
+                          force=True, progress=True)  # fmt: skip
+    metrics = evaluate_generation(ecfg)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json(res / "timing.json", {"evaluation": time.perf_counter() - t0, "date": date})
+    return metrics
+
+
+def report(name: str, m: dict) -> None:
+    cov = m["coverage"]
+    print(f"{name}: n={m['n_generated']} struct {m['struct_validity_pct']:.2f} % comp "
+          f"{m['comp_validity_pct']:.2f} % COV-R/P cdvae {cov['cdvae']['cov_recall_pct']:.2f}"
+          f"/{cov['cdvae']['cov_precision_pct']:.2f} paper {cov['paper']['cov_recall_pct']:.2f}"
+          f"/{cov['paper']['cov_precision_pct']:.2f} EMD density "
+          f"{m['properties']['emd_density']:.3f} #el "
+          f"{m['properties']['emd_n_elements']:.3f}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", nargs="+", required=True, help="DATASET=CHECKPOINT pairs")
+    ap.add_argument("--run", nargs="+", default=[], help="DATASET=CHECKPOINT pairs")
+    ap.add_argument("--reference", nargs="+", default=[], help="datasets for val-vs-test rows")
     ap.add_argument("--num", type=int, default=1000)
     ap.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     ap.add_argument("--sample-steps", type=int, default=100)
@@ -116,17 +153,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/generation"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    for dataset in a.reference:
+        report(f"reference {dataset}", reference_row(dataset, a))
     for spec in a.run:
         dataset, _, ckpt = spec.partition("=")
-        m = run_one(dataset, Path(ckpt), a)
-        cov = m["coverage"]
-        print(
-            f"{dataset}: n={m['n_generated']} struct {m['struct_validity_pct']:.2f} % comp "
-            f"{m['comp_validity_pct']:.2f} % COV-R/P cdvae {cov['cdvae']['cov_recall_pct']:.2f}"
-            f"/{cov['cdvae']['cov_precision_pct']:.2f} paper {cov['paper']['cov_recall_pct']:.2f}"
-            f"/{cov['paper']['cov_precision_pct']:.2f} EMD density "
-            f"{m['properties']['emd_density']:.3f} #el {m['properties']['emd_n_elements']:.3f}"
-        )
+        report(dataset, run_one(dataset, Path(ckpt), a))
 
 
 if __name__ == "__main__":
