@@ -53,8 +53,10 @@ def load_timing(path: Path) -> dict:
                                                                  "reconstruction": 0.0}  # fmt: skip
 
 
-def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path) -> None:
-    """Sample once, then reconstruct (resumable), adding each stage's wall time to timing."""
+def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path, limit: int | None
+                   ) -> None:  # fmt: skip
+    """Sample once, then reconstruct (resumable) the first ``limit`` samples (all if None),
+    adding each stage's wall time to timing."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(cfg)  # a rerun with other settings is refused, not mixed in
@@ -64,7 +66,7 @@ def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path) -> None
         timing["sampling"] += time.perf_counter() - t0
         write_json(timing_path, timing)
     t0 = time.perf_counter()
-    job = ReconstructJob(cfg.sample.out, out, cfg.reconstruct, None, cfg.batch_size, False,
+    job = ReconstructJob(cfg.sample.out, out, cfg.reconstruct, limit, cfg.batch_size, False,
                          cfg.progress, cfg.templates)  # fmt: skip
     summary = run_reconstruction(job)
     timing["reconstruction"] += time.perf_counter() - t0
@@ -86,7 +88,7 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
     gcfg = GenerateConfig(out=work, sample=scfg, reconstruct=rcfg, templates=tpl,
                           batch_size=a.batch_size)  # fmt: skip
     write_json(res / "generate_config.json", gcfg.settings())
-    generate_stage(gcfg, timing, timing_path)
+    generate_stage(gcfg, timing, timing_path, a.limit)
     t0 = time.perf_counter()
     ecfg = EvaluateConfig(pred=work, dataset=dataset, split="test", out=res, data_dir=a.data_dir,
                           novelty_split="val", n_property=1000, seed=a.seed,
@@ -137,6 +139,9 @@ def main() -> None:
     ap.add_argument("--run", nargs="+", default=[], help="DATASET=CHECKPOINT pairs")
     ap.add_argument("--reference", nargs="+", default=[], help="datasets for val-vs-test rows")
     ap.add_argument("--num", type=int, default=1000)
+    ap.add_argument("--limit", type=int,
+                    help="reconstruct and score only the first LIMIT of the --num samples "
+                    "(a rerun with a larger limit continues)")  # fmt: skip
     ap.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     ap.add_argument("--sample-steps", type=int, default=100)
     ap.add_argument("--templates", help="training split for template starts (e.g. val)")
