@@ -344,3 +344,30 @@ def test_evaluate_imports_no_model_code_and_matminer_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_novelty_and_uniqueness_split_one_formula_by_reduced_size_exactly() -> None:
+    """Carbon-like sets share one formula: the primitive-size split must not lose matches."""
+    from pymatgen.core import Lattice, Structure
+
+    from structrepdiff.evaluate import novelty, uniqueness
+    from structrepdiff.evaluate.novelty import _reduced_size
+
+    diamond = Structure(Lattice.cubic(3.567), ["C"] * 8,
+                        [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0], [.25, .25, .25],
+                         [.25, .75, .75], [.75, .25, .75], [.75, .75, .25]])  # fmt: skip
+    third = 1 / 3
+    graphite = Structure(Lattice.hexagonal(2.46, 6.7), ["C"] * 4,
+                         [[0, 0, .25], [0, 0, .75], [third, 2 * third, .25],
+                          [2 * third, third, .75]])  # fmt: skip
+    supercell = diamond.copy()
+    supercell.make_supercell([2, 1, 1])  # 16 sites, same crystal
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    m = StructureMatcher()
+    assert _reduced_size(m, diamond) == _reduced_size(m, supercell) == 2
+    assert _reduced_size(m, graphite) == 4
+    u = uniqueness([diamond, graphite, supercell])
+    assert u["n_unique"] == 2 and u["labels"] == [0, 1, 0]
+    n = novelty([supercell, graphite], [diamond])
+    assert n["novel"] == [False, True]

@@ -3,8 +3,12 @@
 Two crystals are "the same" when pymatgen's ``StructureMatcher`` (default tolerances:
 ltol 0.2, stol 0.3, angle_tol 5°, unless a matcher is passed) fits them. The matcher only
 fits crystals of equal reduced composition, so comparing only within a reduced formula is
-exact, not an approximation; it keeps the cost near linear for diverse sets. Missing (None)
-structures are skipped and counted; a matcher error counts as "no match".
+exact, not an approximation; it keeps the cost near linear for diverse sets. Within a formula,
+crystals are also split by their number of sites after the matcher's own Niggli + primitive
+reduction: without ``attempt_supercell`` (or ``subset``) the matcher cannot fit crystals whose
+reduced sizes differ, so this split is exact too, and it is what keeps single-element sets
+such as Carbon-24 (one formula for every crystal) affordable. Missing (None) structures are
+skipped and counted; a matcher error counts as "no match".
 """
 
 from __future__ import annotations
@@ -27,6 +31,35 @@ def _fits(matcher: StructureMatcher, a: Structure, b: Structure) -> bool:
         return False
 
 
+def _reduced_size(matcher: StructureMatcher, s: Structure) -> int | None:
+    """Sites of ``s`` after the reduction ``matcher.fit`` applies (Niggli, then primitive if
+    the matcher uses primitive cells); None when sizes cannot split groups exactly (supercell
+    or subset matching) or the reduction fails."""
+    if getattr(matcher, "_supercell", True) or getattr(matcher, "_subset", True):
+        return None
+    try:
+        reduce = StructureMatcher._get_reduced_structure
+        return len(reduce(s, getattr(matcher, "_primitive_cell", True), True))
+    except Exception:  # degenerate cells; compare against the whole formula group
+        return None
+
+
+class _Sizes:
+    """Lazily computed `_reduced_size` of a list of structures."""
+
+    def __init__(self, matcher: StructureMatcher, structures: Sequence[Structure | None]):
+        self.matcher, self.structures, self.cache = matcher, structures, {}
+
+    def __getitem__(self, i: int) -> int | None:
+        if i not in self.cache:
+            self.cache[i] = _reduced_size(self.matcher, self.structures[i])
+        return self.cache[i]
+
+
+def _comparable(a: int | None, b: int | None) -> bool:
+    return a is None or b is None or a == b
+
+
 def _by_formula(structures: Sequence[Structure | None]) -> dict[str, list[int]]:
     """Indices of the non-None structures grouped by reduced formula."""
     groups: dict[str, list[int]] = defaultdict(list)
@@ -46,13 +79,15 @@ def uniqueness(
     labels (class index per input, -1 for None; classes numbered by first appearance).
     """
     matcher = matcher or StructureMatcher()
+    size = _Sizes(matcher, structures)
     labels = [-1] * len(structures)
     reps: list[int] = []  # representative input index of each class
     for members in _by_formula(structures).values():
         group_reps: list[int] = []
         for i in members:
             s = structures[i]
-            hit = next((r for r in group_reps if _fits(matcher, structures[r], s)), None)
+            hit = next((r for r in group_reps if _comparable(size[r], size[i])
+                        and _fits(matcher, structures[r], s)), None)  # fmt: skip
             if hit is None:
                 group_reps.append(i)
                 reps.append(i)
@@ -80,12 +115,14 @@ def novelty(
     False, None for a None structure).
     """
     matcher = matcher or StructureMatcher()
+    size, ref_size = _Sizes(matcher, structures), _Sizes(matcher, reference)
     ref_groups = _by_formula(reference)
     novel: list[bool | None] = [None] * len(structures)
     for formula, members in _by_formula(structures).items():
-        refs = [reference[j] for j in ref_groups.get(formula, [])]
+        refs = ref_groups.get(formula, [])
         for i in members:
-            novel[i] = not any(_fits(matcher, structures[i], r) for r in refs)
+            same = (j for j in refs if _comparable(size[i], ref_size[j]))
+            novel[i] = not any(_fits(matcher, structures[i], reference[j]) for j in same)
     n = sum(v is not None for v in novel)
     n_novel = sum(v is True for v in novel)
     return {
