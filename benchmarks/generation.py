@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from generation_table import row
+from reconstruction import templates_for  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
 from structrepdiff.generate import GenerateConfig, check_settings, write_extxyz
@@ -35,17 +37,10 @@ from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 
 
 def templates_file(dataset: str, split: str, data_dir: str | None, work: Path) -> Path:
-    """Template crystals of a training split, built once into ``work``."""
-    from structrepdiff.data.io import load_split
-    from structrepdiff.features import atomic_write
-    from structrepdiff.reconstruct.templates import TemplateSet
-
-    path = work / f"templates_{dataset}_{split}.npz"
-    if not path.exists():
-        loaded = load_split(dataset, split, data_dir)
-        ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
-        atomic_write(path, ts.save, force=True, suffix=".npz")
-    return path
+    """Template crystals of a training split, built once into ``work`` (see reconstruction.py)."""
+    work.mkdir(parents=True, exist_ok=True)
+    templates_for(dataset, split, data_dir, work)
+    return work / f"templates_{dataset}_{split}.npz"
 
 
 def load_timing(path: Path) -> dict:
@@ -126,13 +121,8 @@ def reference_row(dataset: str, a: argparse.Namespace) -> dict:
 
 
 def report(name: str, m: dict) -> None:
-    cov = m["coverage"]
-    print(f"{name}: n={m['n_generated']} struct {m['struct_validity_pct']:.2f} % comp "
-          f"{m['comp_validity_pct']:.2f} % COV-R/P cdvae {cov['cdvae']['cov_recall_pct']:.2f}"
-          f"/{cov['cdvae']['cov_precision_pct']:.2f} paper {cov['paper']['cov_recall_pct']:.2f}"
-          f"/{cov['paper']['cov_precision_pct']:.2f} EMD density "
-          f"{m['properties']['emd_density']:.3f} #el "
-          f"{m['properties']['emd_n_elements']:.3f}")  # fmt: skip
+    """One Table 2 row (as benchmarks/generation_table.py prints it) for this run."""
+    print(row(name, m, {}))
 
 
 def main() -> None:

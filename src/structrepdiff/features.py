@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.io import Skipped
 from structrepdiff.representation.encode import Representation
 
@@ -37,22 +36,6 @@ class FeatureSet:
     def block(self, name: str) -> np.ndarray:
         """Columns of one named block, e.g. ``fs.block("lattice")`` -> (n, 6)."""
         return self.R[:, self.rep.layout.slices[name]]
-
-
-def atomic_write(path: Path, write, force: bool = False, suffix: str = "") -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; refuse to overwrite unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_features(fs: FeatureSet, path: str | Path, force: bool = False) -> None:

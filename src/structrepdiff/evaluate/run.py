@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import platform
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.io import load_split, split_path
 from structrepdiff.data.predictions import Prediction, load_predictions
 from structrepdiff.evaluate.coverage import COV_CUTOFF_SETS, coverage
@@ -197,20 +197,21 @@ CSV_FIELDS = (
 
 def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
     """Rows (missing keys empty) to ``path`` atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fields, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fields, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
+
+    atomic_write(path, write, force=True, suffix=".csv")
 
 
 def write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, default=str)
-    os.replace(tmp, path)
+    """``data`` as indented JSON to ``path`` atomically."""
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1, default=str)),
+                 force=True, suffix=".json")  # fmt: skip
 
 
 def _prepare_out(cfg: EvaluateConfig) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction
 from structrepdiff.evaluate.crystal import evaluate_crystal
 from structrepdiff.evaluate.fingerprints import COMP_FP_DIM, STRUCT_FP_DIM
@@ -157,13 +157,5 @@ def reference_table(
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary file beside ``path``, then rename onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """np.savez ``arrays`` to ``path`` atomically."""
+    atomic_write(path, lambda p: np.savez(p, **arrays), force=True, suffix=".npz")
