@@ -3,9 +3,10 @@
 For each ``--run DATASET=CHECKPOINT``: sample ``--num`` vectors (seeded), decode and
 reconstruct them (`structrepdiff generate`, resumable) into ``--work/<dataset>``, then score
 the crystals with `structrepdiff evaluate generation` against the test split, into
-``--out/<dataset>_<tag>/`` (metrics.json, per_crystal.csv, timing.json). Rerunning resumes the
-reconstruction where it stopped; the timing of every pass is added up. The models here are
-trained on val (the public data has no train split), so novelty is measured against val.
+``--out/<dataset>_<tag>/`` (metrics.json, per_crystal.csv, timing.json, and the crystals
+themselves as predictions.csv.gz, which `evaluate generation --pred` re-scores). Rerunning
+resumes the reconstruction where it stopped; the timing of every pass is added up. The models
+here are trained on val (the public data has no train split), so novelty is measured against val.
 
     python benchmarks/generation.py --run perov_5=runs/perov_5/checkpoint.pt --num 1000 \
         --templates val --tag ddim100_tpl
@@ -29,6 +30,7 @@ import torch
 
 from generation_table import row
 from reconstruction import templates_for  # benchmarks/ is on sys.path when run as a script
+from structrepdiff.data.predictions import load_predictions, save_predictions_csv
 from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
 from structrepdiff.generate import GenerateConfig, check_settings, write_extxyz
@@ -90,6 +92,7 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
                           novelty_split="val", n_property=1000, seed=a.seed,
                           workers=a.workers, force=True, progress=True)  # fmt: skip
     metrics = evaluate_generation(ecfg)
+    save_predictions_csv(load_predictions(work), res / "predictions.csv.gz", force=True)
     timing["evaluation"] = time.perf_counter() - t0
     timing["machine"] = f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
     timing["machine"] += f"{torch.get_num_threads()} threads"

@@ -73,6 +73,26 @@ def test_generation_scores_a_folder_of_cifs(tmp_path, data_dir) -> None:
     stamp = cached[0].stat().st_mtime_ns
     assert run(["evaluate", "generation", "--pred", str(gen), "--force"], data_dir, tmp_path) == 0
     assert cached[0].stat().st_mtime_ns == stamp
+    again = json.loads((gen / "evaluation_generation" / "metrics.json").read_text())
+    assert again["coverage"] == m["coverage"] and again["n_reference"] == 4
+
+
+def test_cached_reference_skips_parsing_the_split(tmp_path, data_dir, monkeypatch) -> None:
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    perovskite("Sr", "Ti", 3.9).to(filename=str(gen / "copy.cif"))
+    assert run(["evaluate", "generation", "--pred", str(gen), "--no-novelty"], data_dir,
+               tmp_path) == 0  # fmt: skip
+    first = json.loads((gen / "evaluation_generation" / "metrics.json").read_text())
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the reference split was parsed although it is cached")
+
+    monkeypatch.setattr("structrepdiff.evaluate.run.load_split", no_parse)
+    assert run(["evaluate", "generation", "--pred", str(gen), "--no-novelty", "--force"],
+               data_dir, tmp_path) == 0  # fmt: skip
+    second = json.loads((gen / "evaluation_generation" / "metrics.json").read_text())
+    assert second["coverage"] == first["coverage"] and second["n_reference"] == 4
 
 
 def test_val_split_scored_as_generated_against_test(tmp_path, data_dir) -> None:

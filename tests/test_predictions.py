@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pandas as pd
 import pytest
 from ase.io import write
 from pymatgen.io.ase import AseAtomsAdaptor
 from tests.conftest import random_skewed_structure
 
-from structrepdiff.data.predictions import load_predictions
+from structrepdiff.data.predictions import Prediction, load_predictions, save_predictions_csv
 
 STRUCTS = [random_skewed_structure(k) for k in range(3)]
 
@@ -67,6 +68,26 @@ def test_cdvae_csv_with_a_bad_row(tmp_path) -> None:
     assert [p.id for p in preds] == ["m0", "m1", "m2", "m3"]
     assert preds[3].structure is None and "unparseable" in preds[3].reason
     assert _same(preds[2].structure, STRUCTS[2])
+
+
+def _sites(s) -> list[list[float]]:
+    return np.array(sorted([site.specie.Z, *site.frac_coords] for site in s))
+
+
+def test_saved_csv_round_trips_structures_and_failures(tmp_path) -> None:
+    preds = [Prediction("a", STRUCTS[0]), Prediction("b", None, "rejected: zero atoms"),
+             Prediction("c", STRUCTS[1]), Prediction("d", None)]  # fmt: skip
+    save_predictions_csv(preds, tmp_path / "pred.csv.gz")
+    with pytest.raises(FileExistsError):
+        save_predictions_csv(preds, tmp_path / "pred.csv.gz")
+    back = load_predictions(tmp_path / "pred.csv.gz")
+    assert [p.id for p in back] == ["a", "b", "c", "d"]
+    assert back[1].structure is None and back[1].reason == "rejected: zero atoms"
+    assert back[3].structure is None and back[3].reason == "empty CIF"
+    for got, want in ((back[0], STRUCTS[0]), (back[2], STRUCTS[1])):
+        assert got.reason is None and got.structure.composition == want.composition
+        assert got.structure.lattice.abc == pytest.approx(want.lattice.abc, abs=1e-6)
+        assert _sites(got.structure) == pytest.approx(_sites(want), abs=1e-6)  # CIF regroups
 
 
 def test_unknown_or_missing_paths_raise_clearly(tmp_path) -> None:

@@ -9,7 +9,8 @@ as a non-match). Accepted ``path`` forms:
 - a folder of ``*.cif`` files (ids are the file stems), or one ``.cif`` file;
 - an ``.extxyz`` / ``.xyz`` file (ids from each frame's ``id`` info, else the frame index);
 - a CDVAE-format CSV (``.csv`` / ``.csv.gz``) with a ``cif`` column and ids from
-  ``material_id`` or ``id`` (else the row number).
+  ``material_id`` or ``id`` (else the row number); a row with an empty ``cif`` keeps the
+  text of an optional ``reason`` column (as `save_predictions_csv` writes it).
 """
 
 from __future__ import annotations
@@ -82,13 +83,36 @@ def _from_csv(path: Path) -> list[Prediction]:
         raise ValueError(f"{path} has no 'cif' column (CDVAE format: material_id, cif, ...)")
     id_col = next((c for c in ("material_id", "id") if c in df.columns), None)
     ids = df[id_col].astype(str) if id_col else pd.Series(range(len(df))).astype(str)
+    reasons = df["reason"] if "reason" in df.columns else pd.Series([None] * len(df))
     out = []
-    for rid, text in zip(ids, df["cif"], strict=True):
+    for rid, text, why in zip(ids, df["cif"], reasons, strict=True):
+        if not isinstance(text, str) or not text.strip():
+            out.append(Prediction(rid, None, why if isinstance(why, str) and why else "empty CIF"))
+            continue
         try:
             out.append(Prediction(rid, parse_cif(text)))
         except ValueError as exc:
             out.append(Prediction(rid, None, f"unparseable CIF: {exc}"))
     return out
+
+
+def save_predictions_csv(preds: list[Prediction], path: str | Path, force: bool = False) -> None:
+    """Write ``preds`` as one CDVAE-format CSV (``material_id``, ``cif``, ``reason``; gzip if
+    the name ends in ``.gz``), atomically: a portable copy that `load_predictions` reads back
+    with every failure and its reason."""
+    from pymatgen.io.cif import CifWriter
+
+    from structrepdiff.data.atomic import atomic_write
+
+    df = pd.DataFrame({
+        "material_id": [p.id for p in preds],
+        "cif": [str(CifWriter(p.structure)) if p.structure is not None else "" for p in preds],
+        "reason": [p.reason or "" for p in preds],
+    })  # fmt: skip
+    gz = str(path).endswith(".gz")
+    atomic_write(Path(path), lambda t: df.to_csv(t, index=False,
+                                                 compression="gzip" if gz else None),
+                 force=force)  # fmt: skip
 
 
 def load_predictions(path: str | Path) -> list[Prediction]:

@@ -35,6 +35,7 @@ from structrepdiff.evaluate.novelty import novelty, uniqueness
 from structrepdiff.evaluate.properties import property_emd, sample_valid
 from structrepdiff.evaluate.result import count_reasons
 from structrepdiff.evaluate.suite import (
+    cached_reference,
     evaluate_rows,
     parallel_map,
     reference_table,
@@ -269,11 +270,14 @@ def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
     preds = load_predictions(cfg.pred)
     if not preds:
         raise ValueError(f"no predictions in {cfg.pred}")
-    ref_preds, ref_path = _reference(cfg, cfg.split)
-    ref = reference_table(ref_preds, ref_path, cfg.cache_dir, cfg.workers, cfg.progress)
+    ref_path = split_path(cfg.data_dir, cfg.dataset, cfg.split)
+    ref = cached_reference(ref_path, cfg.cache_dir)  # skips parsing the split when cached
+    if ref is None:
+        ref_preds, ref_path = _reference(cfg, cfg.split)
+        ref = reference_table(ref_preds, ref_path, cfg.cache_dir, cfg.workers, cfg.progress)
     t_ref = time.perf_counter()
     rows = evaluate_rows(preds, cfg.workers, cfg.progress, desc="generated")
-    metrics = {**_header(cfg, len(ref_preds), ref_path),
+    metrics = {**_header(cfg, len(ref["ids"]), ref_path),
                **generation_metrics(rows, ref, cfg.dataset, cfg.n_property, cfg.seed)}  # fmt: skip
     drawn = set(metrics["properties"].pop("indices"))
     for k, r in enumerate(rows):

@@ -123,6 +123,22 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "structrepdiff"
 
 
+def reference_cache_path(source: Path, cache_dir: Path | None = None) -> Path:
+    """Where the reference table of the split file ``source`` is cached (by its sha256)."""
+    key = f"{file_sha256(source)[:20]}_v{CACHE_VERSION}"
+    return (cache_dir or default_cache_dir()) / "eval" / f"reference_{key}.npz"
+
+
+def cached_reference(source: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray] | None:
+    """The cached `reference_table` of ``source``, or None: lets a caller skip parsing the
+    split when its fingerprints are already known."""
+    path = reference_cache_path(source, cache_dir)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
 def reference_table(
     preds: Sequence[Prediction],
     source: Path,
@@ -133,14 +149,11 @@ def reference_table(
     """Arrays for the reference crystals ``preds`` read from the file ``source``: ids, valid,
     struct_fp (n, 61), comp_fp (n, 132), density, n_elements (NaN where undefined). Cached in
     ``cache_dir/eval`` under the file's sha256; a cache whose ids differ is recomputed."""
-    key = f"{file_sha256(source)[:20]}_v{CACHE_VERSION}"
-    path = (cache_dir or default_cache_dir()) / "eval" / f"reference_{key}.npz"
+    path = reference_cache_path(source, cache_dir)
     ids = np.array([p.id for p in preds])
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            table = {k: f[k] for k in f.files}
-        if np.array_equal(table["ids"], ids):
-            return table
+    table = cached_reference(source, cache_dir)
+    if table is not None and np.array_equal(table["ids"], ids):
+        return table
     rows = evaluate_rows(preds, workers, progress, desc=f"reference {source.name}")
     table = {
         "ids": ids,
