@@ -66,6 +66,11 @@ def test_generation_scores_a_folder_of_cifs(tmp_path, data_dir) -> None:
     assert rows["nacl4"]["comp_valid"] == "False" and rows["nacl4"]["comp_reason"]
     assert rows["broken"]["struct_reason"].startswith("unreadable CIF")
     assert rows["copy"]["spacegroup"] == "221" and rows["copy"]["in_property_sample"] == "True"
+    assert float(rows["copy"]["struct_nn_dist"]) == 0.0 and rows["copy"]["cov_p_cdvae"] == "True"
+    assert rows["broken"]["struct_nn_dist"] == "" and rows["broken"]["cov_p_paper"] == "False"
+    assert sum(r["cov_p_cdvae"] == "True" for r in rows.values()) / 4 == pytest.approx(
+        cov["cov_precision_pct"] / 100
+    )
     # nothing is overwritten without --force; the reference fingerprints come from the cache
     assert run(["evaluate", "generation", "--pred", str(gen)], data_dir, tmp_path) == 2
     cached = list((tmp_path / "cache" / "eval").glob("reference_*.npz"))

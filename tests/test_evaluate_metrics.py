@@ -26,6 +26,7 @@ from structrepdiff.evaluate import (
     evaluate_arrays,
     evaluate_crystal,
     n_elements,
+    nearest_reference_distances,
     novelty,
     property_emd,
     reconstruction_match,
@@ -229,6 +230,25 @@ def test_coverage_needs_both_distances_within_cutoff():
         [np.zeros(3), np.ones(3)], [np.full(2, 10.0), np.zeros(2)], ref_s, ref_c, 0.4, 10.0
     )
     assert split["cov_recall"] == 1.0 and split["cov_precision"] == 0.0
+
+
+def test_nearest_reference_distances_per_crystal_add_up_to_cov_p():
+    gs, gc = _random_fps(25, 2)
+    rs, rc = _random_fps(40, 3)
+    gs[4], gc[7] = None, None  # no fingerprint: NaN, never counted
+    s_nn, c_nn = nearest_reference_distances(gs, gc, rs, rc)
+    assert np.isnan(s_nn[[4, 7]]).all() and np.isnan(c_nn[[4, 7]]).all()
+    k = 11
+    assert s_nn[k] == pytest.approx(min(np.linalg.norm(gs[k] - r) for r in rs))
+    assert c_nn[k] == pytest.approx(min(np.linalg.norm(gc[k] - r) for r in rc))
+    for q in (0.3, 0.6, 0.9):  # cutoffs that cover some but not all
+        cut_s, cut_c = np.nanquantile(s_nn, q), np.nanquantile(c_nn, q)
+        cov = coverage(gs, gc, rs, rc, cut_s, cut_c)
+        hits = (s_nn <= cut_s) & (c_nn <= cut_c)
+        assert 0 < hits.sum() < 23
+        assert hits.sum() / len(gs) == pytest.approx(cov["cov_precision"])
+    same_s, same_c = nearest_reference_distances(rs[:5], rc[:5], rs, rc)
+    assert same_s.tolist() == [0.0] * 5 and same_c.tolist() == [0.0] * 5
 
 
 def test_cov_cutoff_sets():

@@ -12,7 +12,12 @@ from structrepdiff.evaluate.cdvae_constants import (
     COV_CUTOFFS_PAPER,
     CovCutoffs,
 )
-from structrepdiff.evaluate.coverage import COV_CUTOFF_SETS, cov_cutoffs, coverage
+from structrepdiff.evaluate.coverage import (
+    COV_CUTOFF_SETS,
+    cov_cutoffs,
+    coverage,
+    nearest_reference_distances,
+)
 from structrepdiff.evaluate.crystal import CrystalEval, evaluate_arrays, evaluate_crystal
 from structrepdiff.evaluate.fingerprints import (
     COMP_FP_DIM,
@@ -77,6 +82,7 @@ __all__ = [
     "evaluate_crystal",
     "fingerprint_diversity",
     "n_elements",
+    "nearest_reference_distances",
     "novelty",
     "property_emd",
     "reconstruction_match",

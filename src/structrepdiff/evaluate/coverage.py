@@ -74,6 +74,27 @@ def _nearest_distances(gen: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np
     return to_ref, to_gen
 
 
+def nearest_reference_distances(
+    gen_struct_fps: Sequence[np.ndarray | None],
+    gen_comp_fps: Sequence[np.ndarray | None],
+    ref_struct_fps: Sequence[np.ndarray | None],
+    ref_comp_fps: Sequence[np.ndarray | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per generated crystal, the distance to the nearest reference crystal in structure and
+    in composition fingerprint space, each minimum taken separately as COV-P takes them:
+    two (len(gen),) arrays, NaN where a generated crystal lacks either fingerprint (or no
+    reference has both). A crystal counts for COV-P when both are within the cutoffs."""
+    has = [s is not None and c is not None for s, c in zip(gen_struct_fps, gen_comp_fps,
+                                                             strict=True)]  # fmt: skip
+    s_out, c_out = np.full(len(has), np.nan), np.full(len(has), np.nan)
+    gs, gc = _paired(gen_struct_fps, gen_comp_fps)
+    rs, rc = _paired(ref_struct_fps, ref_comp_fps)
+    if len(gs) and len(rs):
+        s_out[has] = _nearest_distances(gs, rs)[0]
+        c_out[has] = _nearest_distances(gc, rc)[0]
+    return s_out, c_out
+
+
 def coverage(
     gen_struct_fps: Sequence[np.ndarray | None],
     gen_comp_fps: Sequence[np.ndarray | None],

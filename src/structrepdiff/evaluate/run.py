@@ -30,7 +30,11 @@ import numpy as np
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.io import load_split, split_path
 from structrepdiff.data.predictions import Prediction, load_predictions
-from structrepdiff.evaluate.coverage import COV_CUTOFF_SETS, coverage
+from structrepdiff.evaluate.coverage import (
+    COV_CUTOFF_SETS,
+    coverage,
+    nearest_reference_distances,
+)
 from structrepdiff.evaluate.novelty import novelty, uniqueness
 from structrepdiff.evaluate.properties import property_emd, sample_valid
 from structrepdiff.evaluate.result import count_reasons
@@ -100,12 +104,20 @@ def _pct(flags) -> float:
 
 
 def coverage_metrics(rows: list[dict], ref: dict[str, np.ndarray], dataset: str) -> dict:
-    """COV-R / COV-P (percent) for each threshold set, with the thresholds used."""
+    """COV-R / COV-P (percent) for each threshold set, with the thresholds used. Adds to each
+    row its nearest-reference distances (``struct_nn_dist``, ``comp_nn_dist``) and whether it
+    counts for COV-P under each set (``cov_p_cdvae``, ``cov_p_paper``)."""
     gs, gc = [r["struct_fp"] for r in rows], [r["comp_fp"] for r in rows]
     rs, rc = unstack_fps(ref["struct_fp"]), unstack_fps(ref["comp_fp"])
+    s_nn, c_nn = nearest_reference_distances(gs, gc, rs, rc)
+    for r, s, c in zip(rows, s_nn, c_nn, strict=True):
+        r["struct_nn_dist"] = None if np.isnan(s) else round(float(s), 6)
+        r["comp_nn_dist"] = None if np.isnan(c) else round(float(c), 6)
     out = {}
     for name, table in COV_CUTOFF_SETS.items():
         cut = table[dataset]
+        for r, s, c in zip(rows, s_nn, c_nn, strict=True):
+            r[f"cov_p_{name}"] = bool(s <= cut.struct and c <= cut.comp)  # NaN → False
         cov = coverage(gs, gc, rs, rc, cut.struct, cut.comp)
         out[name] = {
             "struct_cutoff": cut.struct,
@@ -192,7 +204,8 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
 CSV_FIELDS = (
     "id", "valid", "struct_valid", "struct_reason", "comp_valid", "comp_reason", "fp_reason",
     "formula", "n_atoms", "n_elements", "density", "spacegroup", "spacegroup_symbol",
-    "spacegroup_reason", "in_property_sample", "unique", "novel",
+    "spacegroup_reason", "in_property_sample", "unique", "novel", "struct_nn_dist",
+    "comp_nn_dist", "cov_p_cdvae", "cov_p_paper",
 )  # fmt: skip
 
 
