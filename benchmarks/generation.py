@@ -5,7 +5,8 @@ reconstruct them (`structrepdiff generate`, resumable) into ``--work/<dataset>``
 the crystals with `structrepdiff evaluate generation` against the test split, into
 ``--out/<dataset>_<tag>/`` (metrics.json, per_crystal.csv, timing.json, and the crystals
 themselves as predictions.csv.gz, which `evaluate generation --pred` re-scores). Rerunning
-resumes the reconstruction where it stopped; the timing of every pass is added up. The models
+resumes the reconstruction where it stopped; the wall time of every pass, stopped ones
+included, is added up (a stopped pass's unfinished batch is counted and later redone). The models
 here are trained on val (the public data has no train split), so novelty is measured against val.
 
     python benchmarks/generation.py --run perov_5=runs/perov_5/checkpoint.pt --num 1000 \
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -65,10 +68,12 @@ def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path, limit: 
     t0 = time.perf_counter()
     job = ReconstructJob(cfg.sample.out, out, cfg.reconstruct, limit, cfg.batch_size, False,
                          cfg.progress, cfg.templates)  # fmt: skip
-    summary = run_reconstruction(job)
-    timing["reconstruction"] += time.perf_counter() - t0
-    timing["reconstruction_counts"] = dict(summary.counts)
-    write_json(timing_path, timing)
+    try:  # a stopped pass (Ctrl-C, SIGTERM) still adds its time
+        summary = run_reconstruction(job)
+        timing["reconstruction_counts"] = dict(summary.counts)
+    finally:
+        timing["reconstruction"] += time.perf_counter() - t0
+        write_json(timing_path, timing)
     write_extxyz(out)
 
 
@@ -154,6 +159,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/generation"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks on kill
     for dataset in a.reference:
         report(f"reference {dataset}", reference_row(dataset, a))
     for spec in a.run:
