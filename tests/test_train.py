@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -174,3 +176,34 @@ def test_blockwise_scaler_is_stored_and_scales_composition_to_unit_range(tmp_pat
     assert model.ckpt["train"]["config"]["scaler"] == "blockwise"
     with pytest.raises(ValueError, match="scaler must be one of"):
         config(tmp_path / "x", features, scaler="minmax")
+
+
+def test_export_samples_like_the_original_and_cannot_resume(tmp_path, features) -> None:
+    skip = replace(TINY, gaussian_skip=True)  # its fitted Gaussian must stay float32
+    full = train(config(tmp_path / "run", features, denoiser=skip)).checkpoint
+    f32, f16 = tmp_path / "f32.pt", tmp_path / "f16.pt"
+    assert main(["export", "--model", str(full), "--out", str(f32), "--dtype", "float32"]) == 0
+    assert main(["export", "--model", str(full), "--out", str(f16)]) == 0
+    assert main(["export", "--model", str(full), "--out", str(f16)]) == 2  # needs --force
+    ck = torch.load(f16, weights_only=True)
+    assert not {"model", "optimizer", "rng"} & set(ck) and ck["exported"]["dtype"] == "float16"
+    halves = {k for k, v in ck["ema"].items() if v.dtype == torch.float16}
+    assert halves == {k for k in ck["ema"] if k.startswith("inner.")}  # the MLP's parameters
+    for buffer in ("mu", "U", "lam", "alphas_cumprod"):
+        assert ck["ema"][buffer].dtype == torch.float32
+    assert f16.stat().st_size < full.stat().st_size / 2
+    R = {}
+    for name, path in (("full", full), ("f32", f32), ("f16", f16)):
+        out = tmp_path / f"{name}.npz"
+        assert main(["sample", "--model", str(path), "--num", "5", "--out", str(out),
+                     "--steps", "10", "--no-progress"]) == 0  # fmt: skip
+        R[name] = load_features(out).R
+    assert np.array_equal(R["full"], R["f32"])  # same weights, same seed: same vectors
+    spread = R["full"].std(axis=0).max()
+    assert 0 < np.abs(R["f16"] - R["full"]).max() < 1e-3 * spread  # rounded, barely moved
+    with pytest.raises(CheckpointError, match="EMA weights only"):
+        LoadedModel(load_checkpoint(f16), use_ema=False)
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "checkpoint.pt").write_bytes(f16.read_bytes())
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train(config(tmp_path / "again", features, resume=True))

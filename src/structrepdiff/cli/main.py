@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from structrepdiff.cli import (
         data_cmd,
         evaluate_cmd,
+        export_cmd,
         featurize_cmd,
         generate_cmd,
         reconstruct_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(sub)
     sample_cmd.register(sub)
     generate_cmd.register(sub)
+    export_cmd.register(sub)
     data_cmd.register(sub)
     evaluate_cmd.register(sub)
     return parser

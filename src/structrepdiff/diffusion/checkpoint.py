@@ -6,6 +6,10 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, save
     format, version, step, representation (descriptor preset, vocabulary, N_max, layout),
     scaler (mean, std), denoiser (config), diffusion (T, s, max_beta), train (config, split,
     held-out ids), model, ema, optimizer, rng, metrics.
+
+`export_checkpoint` writes a sampling-only copy (EMA weights, optionally in half precision,
+plus ``exported``), small enough to bundle; it samples like the original but cannot resume
+training.
 """
 
 from __future__ import annotations
@@ -56,6 +60,33 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     return ckpt
 
 
+_TRAINING_ONLY = ("model", "optimizer", "rng")
+EXPORT_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16",
+                      force: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
+    training weights, optimizer and RNG state, with the EMA network *parameters* cast to
+    ``dtype`` (cast back to float32 on loading). Buffers such as the fitted Gaussian of
+    `GaussianSkip` stay float32: they hold values half precision cannot represent. Returns
+    the copy's ``exported`` record."""
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
+    ckpt = load_checkpoint(src)
+    if Path(dst).exists() and not force:
+        raise FileExistsError(f"{dst} exists; pass --force to overwrite")
+    cast = getattr(torch, dtype)
+    params = {n for n, _ in build_denoiser(DenoiserConfig.from_dict(ckpt["denoiser"]))
+              .named_parameters()}  # fmt: skip
+    ema = {k: v.to(cast) if k in params else v for k, v in ckpt["ema"].items()}
+    record = {"source": Path(src).name, "dtype": dtype, "step": int(ckpt["step"]),
+              "n_parameters": int(sum(v.numel() for v in ema.values()))}  # fmt: skip
+    keep = {k: v for k, v in ckpt.items() if k not in (*_TRAINING_ONLY, "format", "version")}
+    save_checkpoint({**keep, "ema": ema, "exported": record}, dst)
+    return record
+
+
 def scaler_state(scaler: Scaler) -> dict[str, Any]:
     return {"kind": scaler.kind, "mean": torch.from_numpy(scaler.mean),
             "std": torch.from_numpy(scaler.std)}  # fmt: skip
@@ -75,7 +106,11 @@ class LoadedModel:
         self.scaler = scaler_from_state(ckpt["scaler"])
         self.denoiser_config = DenoiserConfig.from_dict(ckpt["denoiser"])
         self.net = build_denoiser(self.denoiser_config).to(device)
-        self.net.load_state_dict(ckpt["ema" if use_ema else "model"])
+        key = "ema" if use_ema else "model"
+        if key not in ckpt:
+            raise CheckpointError(f"this checkpoint has no {key!r} weights (an exported, "
+                                  "sampling-only checkpoint holds EMA weights only)")  # fmt: skip
+        self.net.load_state_dict(ckpt[key])  # casts exported half-precision weights back
         self.net.eval()
         self.diffusion = GaussianDiffusion(**ckpt["diffusion"]).to(device)
         self.device = device

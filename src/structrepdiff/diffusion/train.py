@@ -216,6 +216,9 @@ def train(cfg: TrainConfig) -> TrainSummary:
     path = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and path.exists():
         ckpt = load_checkpoint(path, cfg.device)
+        if "exported" in ckpt or "optimizer" not in ckpt:
+            raise ValueError(f"{path} is an exported (sampling-only) checkpoint and cannot be "
+                             "resumed; resume from the training run's checkpoint.pt")  # fmt: skip
         saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
         saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
         saved.setdefault("scaler", "standard")  # written before these options existed

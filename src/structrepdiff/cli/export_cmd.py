@@ -1,0 +1,32 @@
+"""`structrepdiff export`: a small, sampling-only copy of a trained model checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a sampling-only copy of a checkpoint (EMA weights, half precision)",
+        description="Keep what `sample` / `generate` need (representation, scaler, network "
+        "config, EMA weights, training record) and drop the training weights, optimizer and "
+        "RNG state; the weights are stored in --dtype. The copy cannot resume training.",
+    )
+    p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
+    p.add_argument("--out", required=True, type=Path, help="output .pt")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+                   help="storage type of the weights (default: float16)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from structrepdiff.diffusion.checkpoint import export_checkpoint
+
+    rec = export_checkpoint(args.model, args.out, args.dtype, args.force)
+    size = args.out.stat().st_size / 1e6
+    print(f"exported {args.model} (step {rec['step']}, {rec['n_parameters']:,} parameters, "
+          f"{rec['dtype']}) -> {args.out} ({size:.1f} MB)")  # fmt: skip
+    return 0
