@@ -207,3 +207,22 @@ def test_export_samples_like_the_original_and_cannot_resume(tmp_path, features) 
     (tmp_path / "again" / "checkpoint.pt").write_bytes(f16.read_bytes())
     with pytest.raises(ValueError, match="cannot be resumed"):
         train(config(tmp_path / "again", features, resume=True))
+
+
+def test_bundled_perov_model_loads_and_decodes() -> None:
+    from pathlib import Path
+
+    from structrepdiff.data.registry import get_dataset
+    from structrepdiff.diffusion.sample import sample_vectors
+    from structrepdiff.representation.decode import decode
+
+    path = Path(__file__).resolve().parents[1] / "models" / "perov_5.pt"
+    model = LoadedModel.load(path)  # weights_only load of the committed file
+    assert model.ckpt["exported"]["dtype"] == "float16"
+    assert model.ckpt["train"]["config"]["split"] == "val"
+    info = get_dataset("perov_5")
+    assert tuple(model.rep.atomic_numbers) == tuple(info.atomic_numbers)
+    R = sample_vectors(model, 4, steps=10, seed=0)
+    assert R.shape == (4, model.rep.layout.dim) and np.isfinite(R).all()
+    decoded = decode(R, model.rep)
+    assert all(d.ok and len(d.numbers) == 5 for d in decoded)  # every Perov-5 crystal has 5
