@@ -20,11 +20,13 @@ here are trained on val (the public data has no train split), so novelty is meas
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,8 +71,9 @@ def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path, limit: 
     job = ReconstructJob(cfg.sample.out, out, cfg.reconstruct, limit, cfg.batch_size, False,
                          cfg.progress, cfg.templates)  # fmt: skip
     try:  # a stopped pass (Ctrl-C, SIGTERM) still adds its time
-        summary = run_reconstruction(job)
-        timing["reconstruction_counts"] = dict(summary.counts)
+        run_reconstruction(job)
+        with open(out / "summary.csv", newline="") as fh:  # every pass, not just this one
+            timing["reconstruction_counts"] = dict(Counter(r["status"] for r in csv.DictReader(fh)))
     finally:
         timing["reconstruction"] += time.perf_counter() - t0
         write_json(timing_path, timing)
