@@ -2,10 +2,10 @@
 # Regenerate the bundled model(s) in models/: train the recipe model (scripts/train_models.sh,
 # resumable; skipped when its checkpoint exists) and write a sampling-only float16 copy with
 # `structrepdiff export`. Usage:
-#   scripts/export_models.sh [DATASET ...]        (default: perov_5)
+#   scripts/export_models.sh [DATASET ...]        (default: perov_5 carbon_24 mp_20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATASETS=${*:-perov_5}
+DATASETS=${*:-perov_5 carbon_24 mp_20}
 mkdir -p models
 for ds in $DATASETS; do
     ckpt=runs/${ds}_gskip_blockwise/checkpoint.pt
