@@ -333,6 +333,16 @@ def test_uniqueness_and_novelty():
     assert nov["novel"] == [False, True, None] and nov["novelty"] == 0.5
 
 
+def test_novelty_over_worker_processes_equals_serial():
+    a, b = distorted_cell(), rock_salt()
+    gen = [a, b, None, moved_copy(b, seed=5), moved_copy(a, seed=6), b.copy().make_supercell(2)]
+    ref = [moved_copy(a, seed=4), distorted_cell()]
+    serial = novelty(gen, ref, workers=1)
+    parallel = novelty(gen, ref, workers=2)
+    assert parallel == serial
+    assert serial["novel"] == [False, True, None, True, False, True]
+
+
 def test_space_groups_and_p1_fraction():
     assert space_group(rock_salt()).value == (225, "Fm-3m")
     assert space_group(distorted_cell()).value[0] == 1

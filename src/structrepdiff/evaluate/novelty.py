@@ -104,25 +104,50 @@ def uniqueness(
     }
 
 
+_WORKER: dict[str, Any] = {}  # per-process reference set and matcher (see `_set_reference`)
+
+
+def _set_reference(reference: Sequence[Structure | None], matcher: StructureMatcher) -> None:
+    _WORKER.update(reference=reference, matcher=matcher, sizes=_Sizes(matcher, reference))
+
+
+def _is_novel(task: tuple[Structure, list[int]]) -> bool:
+    """True when ``structure`` fits none of the candidate reference crystals (indices into
+    the reference set of this process) whose reduced size is comparable."""
+    s, candidates = task
+    matcher, reference, ref_size = _WORKER["matcher"], _WORKER["reference"], _WORKER["sizes"]
+    size = _reduced_size(matcher, s)
+    same = (j for j in candidates if _comparable(size, ref_size[j]))
+    return not any(_fits(matcher, s, reference[j]) for j in same)
+
+
 def novelty(
     structures: Sequence[Structure | None],
     reference: Sequence[Structure | None],
     matcher: StructureMatcher | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Fraction of generated crystals that fit no reference crystal: n_novel / n.
 
-    Returns novelty (NaN if n = 0), n, n_novel, n_skipped and novel (per input: True /
-    False, None for a None structure).
+    Each crystal is checked against the reference crystals of its reduced formula, over
+    ``workers`` spawned processes (each receives the reference set once); the result does not
+    depend on ``workers``. Returns novelty (NaN if n = 0), n, n_novel, n_skipped and novel
+    (per input: True / False, None for a None structure).
     """
+    from structrepdiff.evaluate.parallel import parallel_map
+
     matcher = matcher or StructureMatcher()
-    size, ref_size = _Sizes(matcher, structures), _Sizes(matcher, reference)
     ref_groups = _by_formula(reference)
+    order = [i for members in _by_formula(structures).values() for i in members]
+    tasks = [(structures[i], ref_groups.get(structures[i].composition.reduced_formula, []))
+             for i in order]  # fmt: skip
+    flags = parallel_map(_is_novel, tasks, workers, progress, desc="novelty",
+                         initializer=_set_reference, initargs=(reference, matcher))  # fmt: skip
+    _WORKER.clear()
     novel: list[bool | None] = [None] * len(structures)
-    for formula, members in _by_formula(structures).items():
-        refs = ref_groups.get(formula, [])
-        for i in members:
-            same = (j for j in refs if _comparable(size[i], ref_size[j]))
-            novel[i] = not any(_fits(matcher, structures[i], reference[j]) for j in same)
+    for i, flag in zip(order, flags, strict=True):
+        novel[i] = flag
     n = sum(v is not None for v in novel)
     n_novel = sum(v is True for v in novel)
     return {

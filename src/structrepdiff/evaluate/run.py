@@ -36,12 +36,12 @@ from structrepdiff.evaluate.coverage import (
     nearest_reference_distances,
 )
 from structrepdiff.evaluate.novelty import novelty, uniqueness
+from structrepdiff.evaluate.parallel import parallel_map
 from structrepdiff.evaluate.properties import property_emd, sample_valid
 from structrepdiff.evaluate.result import count_reasons
 from structrepdiff.evaluate.suite import (
     cached_reference,
     evaluate_rows,
-    parallel_map,
     reference_table,
     unstack_fps,
 )
@@ -169,7 +169,8 @@ def generation_metrics(rows: list[dict], ref: dict[str, np.ndarray], dataset: st
     }
 
 
-def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref: list | None
+def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref: list | None,
+                         workers: int | None = 1, progress: bool = False
                          ) -> dict[str, Any]:  # fmt: skip
     """Uniqueness (among generated structures), novelty (against ``novelty_ref``), P1
     fraction and space-group histogram; adds ``unique`` / ``novel`` to each row."""
@@ -184,7 +185,7 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
         "n_unique": uni["n_unique"],
     }
     if novelty_ref is not None:
-        nov = novelty(structs, novelty_ref)
+        nov = novelty(structs, novelty_ref, workers=workers, progress=progress)
         for r, flag in zip(rows, nov["novel"], strict=True):
             r["novel"] = flag
         out.update(novelty_pct=round(100 * nov["novelty"], 4), n_novel=nov["n_novel"])
@@ -297,7 +298,7 @@ def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
         r["in_property_sample"] = k in drawn
     nov_split, nov_ref = _novelty_reference(cfg)
     metrics["novelty_split"] = nov_split
-    metrics.update(symmetry_and_novelty(rows, preds, nov_ref))
+    metrics.update(symmetry_and_novelty(rows, preds, nov_ref, cfg.workers, cfg.progress))
     metrics["seconds"] = {"reference": round(t_ref - t0, 1),
                           "generated": round(time.perf_counter() - t_ref, 1)}  # fmt: skip
     write_csv(out / "per_crystal.csv", rows, CSV_FIELDS)

@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction
 from structrepdiff.evaluate.crystal import evaluate_crystal
 from structrepdiff.evaluate.fingerprints import COMP_FP_DIM, STRUCT_FP_DIM
+from structrepdiff.evaluate.parallel import parallel_map
 from structrepdiff.evaluate.structures import density, n_elements
 from structrepdiff.evaluate.symmetry import space_group
 
 CACHE_VERSION = 1  # bump when a per-crystal metric changes
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def evaluate_prediction(pred: Prediction) -> dict[str, Any]:
@@ -65,24 +61,6 @@ def evaluate_prediction(pred: Prediction) -> dict[str, Any]:
         else:
             row["spacegroup_reason"] = sg.reason
     return row
-
-
-def parallel_map(
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    workers: int | None = None,
-    progress: bool = True,
-    desc: str = "evaluate",
-) -> list[R]:
-    """[fn(x) for x in items], in order, over ``workers`` spawned processes (default: all
-    cores; 1 runs in this process); ``fn`` must be a module-level function."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items) or 1))
-    bar = dict(total=len(items), disable=not progress, desc=desc, unit="crystal")
-    if workers == 1:
-        return [fn(x) for x in tqdm(items, **bar)]
-    chunk = max(1, min(32, len(items) // (8 * workers)))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=chunk), **bar))
 
 
 def evaluate_rows(

@@ -1,0 +1,40 @@
+"""One way to spread evaluation work over processes: spawned workers, input order, progress."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "evaluate",
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> list[R]:
+    """[fn(x) for x in items], in order, over ``workers`` spawned processes (default: all
+    cores; 1 runs in this process). ``fn`` and ``initializer`` must be module-level functions;
+    ``initializer(*initargs)`` runs once per worker (or once here when serial), so large
+    shared data travels once per worker instead of once per item. Spawned, not forked, so a
+    parent that has used torch cannot deadlock its workers."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(items) or 1))
+    bar = dict(total=len(items), disable=not progress, desc=desc, unit="crystal")
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        return [fn(x) for x in tqdm(items, **bar)]
+    chunk = max(1, min(32, len(items) // (8 * workers)))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer,
+                             initargs=initargs) as pool:  # fmt: skip
+        return list(tqdm(pool.map(fn, items, chunksize=chunk), **bar))
