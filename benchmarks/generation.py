@@ -95,12 +95,12 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
                           batch_size=a.batch_size)  # fmt: skip
     write_json(res / "generate_config.json", gcfg.settings())
     generate_stage(gcfg, timing, timing_path, a.limit)
+    save_predictions_csv(load_predictions(work), res / "predictions.csv.gz", force=True)
     t0 = time.perf_counter()
     ecfg = EvaluateConfig(pred=work, dataset=dataset, split="test", out=res, data_dir=a.data_dir,
                           novelty_split="val", n_property=1000, seed=a.seed,
                           workers=a.workers, force=True, progress=True)  # fmt: skip
     metrics = evaluate_generation(ecfg)
-    save_predictions_csv(load_predictions(work), res / "predictions.csv.gz", force=True)
     timing["evaluation"] = time.perf_counter() - t0
     timing["machine"] = f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
     timing["machine"] += f"{torch.get_num_threads()} threads"

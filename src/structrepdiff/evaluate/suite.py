@@ -110,7 +110,10 @@ def reference_cache_path(source: Path, cache_dir: Path | None = None) -> Path:
 def cached_reference(source: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray] | None:
     """The cached `reference_table` of ``source``, or None: lets a caller skip parsing the
     split when its fingerprints are already known."""
-    path = reference_cache_path(source, cache_dir)
+    return _load_table(reference_cache_path(source, cache_dir))
+
+
+def _load_table(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as f:
@@ -127,9 +130,9 @@ def reference_table(
     """Arrays for the reference crystals ``preds`` read from the file ``source``: ids, valid,
     struct_fp (n, 61), comp_fp (n, 132), density, n_elements (NaN where undefined). Cached in
     ``cache_dir/eval`` under the file's sha256; a cache whose ids differ is recomputed."""
-    path = reference_cache_path(source, cache_dir)
+    path = reference_cache_path(source, cache_dir)  # hashes the split file once
     ids = np.array([p.id for p in preds])
-    table = cached_reference(source, cache_dir)
+    table = _load_table(path)
     if table is not None and np.array_equal(table["ids"], ids):
         return table
     rows = evaluate_rows(preds, workers, progress, desc=f"reference {source.name}")
