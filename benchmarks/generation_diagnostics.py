@@ -38,6 +38,7 @@ import torch
 from pymatgen.core import Structure
 
 from generation import templates_file  # benchmarks/ is on sys.path when run as a script
+from structrepdiff.data.io import load_split
 from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
@@ -165,8 +166,6 @@ def main() -> None:
     if val.rep != model.rep:
         raise SystemExit("the feature files were made with another representation than the model")
     tpl = templates_file(a.dataset, "val", a.data_dir, a.work)
-    from structrepdiff.data.io import load_split
-
     out_path = a.out / f"{a.dataset}.json"
     result = json.loads(out_path.read_text()) if out_path.exists() else {"rows": {}}
     rcfg = ReconstructConfig(trials=a.trials, hops=1, steps=300, seed=a.seed)
@@ -181,6 +180,8 @@ def main() -> None:
         if not feats.exists():
             R, ids, extra = vectors(row, a, val, test, model)
             save_features(FeatureSet(np.asarray(R), ids, model.rep, [], {"row": row}), feats)
+        elif len(load_features(feats).ids) != a.num:
+            raise SystemExit(f"{feats} holds another --num than {a.num}; use another --work")
         t0 = time.perf_counter()
         run_reconstruction(ReconstructJob(feats, work, rcfg, None, 8, False, not a.no_progress,
                                           tpl))  # fmt: skip

@@ -75,22 +75,13 @@ class CompositionModel(nn.Module):
         rem, last, phase = self.grammar.states(tokens)
         return tokens, rem, self.grammar.allowed(rem, last, phase)
 
-    def log_prob(self, tokens: Tensor, rem: Tensor | None = None, ok: Tensor | None = None
-                 ) -> Tensor:  # fmt: skip
-        """(B,) log p of grammatical token sequences (B, L) from `TokenGrammar.encode`
-        (``rem`` and ``ok`` as from `prepare`, computed here when not given)."""
-        if rem is None or ok is None:
-            r, last, phase = self.grammar.states(tokens)
-            rem, ok = r, self.grammar.allowed(r, last, phase)
+    def log_prob(self, tokens: Tensor, rem: Tensor, ok: Tensor) -> Tensor:
+        """(B,) log p of grammatical token sequences, given (tokens, rem, ok) from `prepare`."""
         logits, _ = self._logits(tokens[:, :-1], rem[:, :-1])
         logp = F.log_softmax(logits.masked_fill(~ok[:, :-1], -torch.inf), -1)
         target = tokens[:, 1:]
         lp = logp.gather(-1, target[..., None])[..., 0]
         return torch.where(target == PAD, 0.0, lp).sum(1)
-
-    def loss(self, counts: np.ndarray) -> Tensor:
-        """Mean negative log-likelihood per composition of (B, V) counts."""
-        return -self.log_prob(*self.prepare(counts)).mean()
 
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator | None = None,
@@ -100,9 +91,7 @@ class CompositionModel(nn.Module):
             raise ValueError("temperature must be positive")
         g = self.grammar
         tok = torch.full((num,), BOS, dtype=torch.long)
-        rem = torch.zeros(num, dtype=torch.long)
-        last = torch.full((num,), -1, dtype=torch.long)
-        phase = torch.zeros(num, dtype=torch.long)
+        rem, last, phase = g.advance(tok, *g.start(num))
         seq, h = [tok], None
         for _ in range(g.max_len - 1):
             logits, h = self._logits(tok[:, None], rem[:, None], h)
@@ -113,7 +102,7 @@ class CompositionModel(nn.Module):
             p = F.softmax(logits[:, 0].float().masked_fill(~ok, -torch.inf) / temperature, -1)
             tok = torch.multinomial(p, 1, generator=generator)[:, 0]
             seq.append(tok)
-            rem, last, phase = (s[:, -1] for s in g.states(torch.stack(seq, 1)))
+            rem, last, phase = g.advance(tok, rem, last, phase)
         return g.decode(torch.stack(seq, 1).numpy())
 
     def state(self) -> dict[str, Any]:

@@ -72,30 +72,35 @@ class TokenGrammar:
         counts[b, tokens[b, pos] - self.element_offset] = tokens[b, pos + 1] - self.count_offset + 1
         return counts
 
+    def advance(self, tok: Tensor, rem: Tensor, last: Tensor, phase: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """State after reading token ``tok`` (B,), from state (remaining atoms, last element
+        index or −1, phase), each (B,) int64. Phase 0: expect N; 1: expect element or EOS;
+        2: expect a count; 3: done (only PAD)."""
+        is_n = (tok >= self.n_offset) & (tok < self.element_offset)
+        is_e = (tok >= self.element_offset) & (tok < self.count_offset)
+        is_c = tok >= self.count_offset
+        rem = torch.where(is_n, tok - self.n_offset + 1, rem)
+        rem = torch.where(is_c, rem - (tok - self.count_offset + 1), rem)
+        last = torch.where(is_e, tok - self.element_offset, last)
+        phase = torch.where(tok == BOS, 0, phase)
+        phase = torch.where(is_n | is_c, 1, phase)
+        phase = torch.where(is_e, 2, phase)
+        phase = torch.where((tok == EOS) | (tok == PAD), 3, phase)
+        return rem, last, phase
+
+    def start(self, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The state before any token, for ``batch`` sequences."""
+        return (torch.zeros(batch, dtype=torch.long), torch.full((batch,), -1, dtype=torch.long),
+                torch.zeros(batch, dtype=torch.long))  # fmt: skip
+
     def states(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """After each prefix tokens[:, :p+1]: (remaining atoms, last element index or −1,
-        phase), each (B, L) int64. Phase 0: expect N; 1: expect element or EOS; 2: expect a
-        count; 3: done (only PAD)."""
-        B, L = tokens.shape
-        rem = torch.zeros(B, L, dtype=torch.long)
-        last = torch.full((B, L), -1, dtype=torch.long)
-        phase = torch.zeros(B, L, dtype=torch.long)
-        r = torch.zeros(B, dtype=torch.long)
-        e = torch.full((B,), -1, dtype=torch.long)
-        ph = torch.zeros(B, dtype=torch.long)
-        for p in range(L):
-            tok = tokens[:, p]
-            is_n = (tok >= self.n_offset) & (tok < self.element_offset)
-            is_e = (tok >= self.element_offset) & (tok < self.count_offset)
-            is_c = tok >= self.count_offset
-            r = torch.where(is_n, tok - self.n_offset + 1, r)
-            r = torch.where(is_c, r - (tok - self.count_offset + 1), r)
-            e = torch.where(is_e, tok - self.element_offset, e)
-            ph = torch.where(tok == BOS, 0, ph)
-            ph = torch.where(is_n | is_c, 1, ph)
-            ph = torch.where(is_e, 2, ph)
-            ph = torch.where((tok == EOS) | (tok == PAD), 3, ph)
-            rem[:, p], last[:, p], phase[:, p] = r, e, ph
+        """The `advance` state after each prefix tokens[:, :p+1], each (B, L) int64."""
+        state, out = self.start(len(tokens)), []
+        for p in range(tokens.shape[1]):
+            state = self.advance(tokens[:, p], *state)
+            out.append(state)
+        rem, last, phase = (torch.stack(x, 1) for x in zip(*out, strict=True))
         return rem, last, phase
 
     def allowed(self, rem: Tensor, last: Tensor, phase: Tensor) -> Tensor:

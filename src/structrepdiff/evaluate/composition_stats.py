@@ -16,11 +16,16 @@ from pymatgen.core import Composition
 from scipy import stats
 
 from structrepdiff.evaluate.result import count_reasons
+from structrepdiff.evaluate.structures import as_composition
 from structrepdiff.evaluate.validity import composition_validity
 
 
 def _comp(c) -> Composition:
-    return c if isinstance(c, Composition) else Composition(c)
+    """`as_composition`, with an unreadable composition a one-line ValueError."""
+    parsed = as_composition(c)
+    if not parsed.ok:
+        raise ValueError(parsed.reason)
+    return parsed.value
 
 
 def reduced_formulas(comps: Sequence) -> list[str]:
@@ -53,7 +58,8 @@ def js_divergence(p: Counter, q: Counter) -> float:
     return 0.5 * kl(a) + 0.5 * kl(b)
 
 
-def n_elements(comps: Sequence) -> np.ndarray:
+def n_distinct_elements(comps: Sequence) -> np.ndarray:
+    """(n,) distinct elements per composition."""
     return np.array([len(_comp(c).elements) for c in comps], dtype=np.int64)
 
 
@@ -65,7 +71,7 @@ def composition_statistics(comps: Sequence, reference: Sequence, training: Seque
         raise ValueError("no compositions to score")
     comps = [_comp(c) for c in comps]
     valid = [composition_validity(c) for c in comps]
-    k, k_ref = n_elements(comps), n_elements(reference)
+    k, k_ref = n_distinct_elements(comps), n_distinct_elements(reference)
     formulas = reduced_formulas(comps)
     train_set = set(reduced_formulas(training))
     hist = Counter(k.tolist())
