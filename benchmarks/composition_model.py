@@ -29,6 +29,8 @@ from structrepdiff.composition.model import CompositionModel
 from structrepdiff.composition.train import (
     CompositionTrainConfig,
     counts_from_features,
+    load_composition_model,
+    save_composition_model,
     train_composition,
 )
 from structrepdiff.data.atomic import atomic_write
@@ -44,8 +46,7 @@ def as_dicts(counts: np.ndarray, atomic_numbers) -> list[dict[str, int]]:
 def model_for(dataset: str, a: argparse.Namespace) -> tuple[CompositionModel, dict]:
     path = a.work / f"{dataset}_composition.pt"
     if path.exists() and not a.retrain:
-        d = torch.load(path, weights_only=True)
-        return CompositionModel.from_state(d), d["train"]
+        return load_composition_model(path)
     fs = load_features(a.features / f"{dataset}_val_small.npz")
     cfg = CompositionTrainConfig(steps=a.steps, seed=a.seed, hidden=a.hidden,
                                  dropout=a.dropout, lr=a.lr, weight_decay=a.weight_decay,
@@ -55,8 +56,7 @@ def model_for(dataset: str, a: argparse.Namespace) -> tuple[CompositionModel, di
                                       fs.rep.n_max, cfg, progress=True)  # fmt: skip
     record["seconds"] = time.perf_counter() - t0
     a.work.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: torch.save({**model.state(), "train": record}, p), force=True,
-                 suffix=".pt")  # fmt: skip
+    save_composition_model(model, record, path, force=True)
     return model, record
 
 

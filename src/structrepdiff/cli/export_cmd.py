@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .pt")
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                    help="storage type of the weights (default: float16)")  # fmt: skip
+    p.add_argument("--composition-model", type=Path,
+                   help="bundle this composition model (from `train-composition`) with a "
+                   "conditional model, so that `generate` without --formula samples "
+                   "compositions")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=run)
 
@@ -25,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from structrepdiff.diffusion.checkpoint import export_checkpoint
 
-    rec = export_checkpoint(args.model, args.out, args.dtype, args.force)
+    rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model)
     size = args.out.stat().st_size / 1e6
     print(f"exported {args.model} (step {rec['step']}, {rec['n_parameters']:,} parameters, "
           f"{rec['dtype']}) -> {args.out} ({size:.1f} MB)")  # fmt: skip

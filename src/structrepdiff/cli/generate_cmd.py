@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
                        sampler=args.sampler, steps=args.sample_steps, seed=args.seed,
                        batch_size=args.sample_batch_size, device=args.device,
                        formulas=tuple(args.formula),
-                       composition_from=args.composition_from)  # fmt: skip
+                       composition_from=args.composition_from,
+                       guidance=args.guidance)  # fmt: skip
     cfg = GenerateConfig(out=args.out, sample=smp, reconstruct=reconstruct_config(args),
                          templates=args.templates, batch_size=args.batch_size, force=args.force,
                          progress=not args.no_progress)  # fmt: skip

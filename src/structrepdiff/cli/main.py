@@ -13,6 +13,7 @@ from structrepdiff import __version__
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each sub-command module registers itself."""
     from structrepdiff.cli import (
+        composition_cmd,
         data_cmd,
         evaluate_cmd,
         export_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample_cmd.register(sub)
     generate_cmd.register(sub)
     export_cmd.register(sub)
+    composition_cmd.register(sub)
     data_cmd.register(sub)
     evaluate_cmd.register(sub)
     return parser

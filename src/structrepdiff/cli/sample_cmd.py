@@ -32,6 +32,9 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     p.add_argument(steps_flag, dest="sample_steps", type=int, default=100,
                    help="DDIM steps (ddpm uses all T)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="device for sampling")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale of a conditional model (1: plain "
+                   "conditional, 0: unconditional)")  # fmt: skip
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--formula", action="append", default=[],
                       help="fix composition and atom count (e.g. SrTiO3 = 5 atoms); "
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         formulas=tuple(args.formula),
         composition_from=args.composition_from,
+        guidance=args.guidance,
         force=args.force,
         progress=not args.no_progress,
     )

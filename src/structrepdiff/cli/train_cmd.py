@@ -35,6 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="weight of the composition block in the ε-MSE relative to the other features",
     )
+    p.add_argument(
+        "--conditional",
+        action="store_true",
+        help="model the structure given composition and N (they become inputs, not diffused)",
+    )
+    p.add_argument(
+        "--cond-dropout",
+        type=float,
+        default=0.1,
+        help="fraction of training rows with the condition dropped (for guidance)",
+    )
+    p.add_argument(
+        "--min-snr-gamma",
+        type=float,
+        default=0.0,
+        help="min-SNR-γ loss weighting over time steps (0: off)",
+    )
     p.add_argument("--denoiser", choices=["mlp", "unet1d"], default="mlp")
     p.add_argument("--hidden", type=int, default=1024, help="mlp width")
     p.add_argument("--depth", type=int, default=4, help="mlp residual blocks")
@@ -84,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,
         data_dir=args.data_dir, preset=args.preset, scaler=args.scaler,
-        composition_weight=args.composition_weight, denoiser=den, T=args.T,
+        composition_weight=args.composition_weight, conditional=args.conditional,
+        cond_dropout=args.cond_dropout, min_snr_gamma=args.min_snr_gamma,
+denoiser=den, T=args.T,
         lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,
         holdout=args.holdout, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,

@@ -47,6 +47,16 @@ class CompositionModelConfig:
         d["atomic_numbers"] = list(self.atomic_numbers)
         return d
 
+    def check_matches(self, atomic_numbers, n_max: int, name: str) -> None:
+        """Raise ValueError unless this model's vocabulary and N_max are the given ones (a
+        structure model's), so that its samples mean the same elements."""
+        if tuple(atomic_numbers) != self.atomic_numbers or n_max != self.n_max:
+            raise ValueError(
+                f"composition model {name} has another element vocabulary or "
+                f"N_max ({len(self.atomic_numbers)} elements, N_max {self.n_max})"
+                f" than the structure model ({len(atomic_numbers)}, {n_max})"
+            )
+
 
 class CompositionModel(nn.Module):
     """GRU over token + remaining-atom embeddings; logits masked by the grammar."""

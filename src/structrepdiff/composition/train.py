@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,3 +94,23 @@ def train_composition(counts: np.ndarray, atomic_numbers: tuple[int, ...], n_max
     record = {"config": cfg.to_dict(), "n_train": len(train), "n_holdout": len(hold),
               "best_val_nll": best, "history": history}  # fmt: skip
     return model.eval(), record
+
+
+def save_composition_model(model: CompositionModel, record: dict[str, Any], path: Path,
+                           force: bool = False) -> None:  # fmt: skip
+    """Write ``model.state()`` plus its training ``record`` atomically (refuses to overwrite
+    without ``force``); load it with `load_composition_model`."""
+    from structrepdiff.features import atomic_write
+
+    if Path(path).exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite")
+    atomic_write(Path(path), lambda p: torch.save({**model.state(), "train": record}, p),
+                 force=True, suffix=".pt")  # fmt: skip
+
+
+def load_composition_model(path: Path) -> tuple[CompositionModel, dict[str, Any]]:
+    """(model in eval mode, training record) of a file from `save_composition_model`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"composition model {path} does not exist")
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    return CompositionModel.from_state(d), d.get("train", {})

@@ -5,7 +5,9 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, save
 
     format, version, step, representation (descriptor preset, vocabulary, N_max, layout),
     scaler (mean, std), denoiser (config), diffusion (T, s, max_beta), train (config, split,
-    held-out ids), model, ema, optimizer, rng, metrics.
+    held-out ids), model, ema, optimizer, rng, metrics; a conditional structure model adds
+    conditional (mask (D,) bool of the input features, dropout) and may carry its composition
+    model (composition: `CompositionModel.state()`).
 
 `export_checkpoint` writes a sampling-only copy (EMA weights, optionally in half precision,
 plus ``exported``), small enough to bundle; it samples like the original but cannot resume
@@ -65,12 +67,15 @@ EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16",
-                      force: bool = False) -> dict[str, Any]:  # fmt: skip
+                      force: bool = False, composition: str | os.PathLike | None = None
+                      ) -> dict[str, Any]:  # fmt: skip
     """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
     training weights, optimizer and RNG state, with the EMA network *parameters* cast to
     ``dtype`` (cast back to float32 on loading). Buffers such as the fitted Gaussian of
-    `GaussianSkip` stay float32: they hold values half precision cannot represent. Returns
-    the copy's ``exported`` record."""
+    `GaussianSkip` stay float32: they hold values half precision cannot represent.
+    ``composition`` (a file from `train-composition`) bundles that composition model, refused
+    unless the checkpoint is conditional and shares its vocabulary and N_max. Returns the
+    copy's ``exported`` record."""
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     ckpt = load_checkpoint(src)
@@ -83,8 +88,23 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     record = {"source": Path(src).name, "dtype": dtype, "step": int(ckpt["step"]),
               "n_parameters": int(sum(v.numel() for v in ema.values()))}  # fmt: skip
     keep = {k: v for k, v in ckpt.items() if k not in (*_TRAINING_ONLY, "format", "version")}
+    if composition is not None:
+        keep["composition"] = _composition_state(ckpt, composition)
+        record["composition"] = Path(composition).name
     save_checkpoint({**keep, "ema": ema, "exported": record}, dst)
     return record
+
+
+def _composition_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    from structrepdiff.composition.train import load_composition_model
+
+    if "conditional" not in ckpt:
+        raise ValueError("a composition model goes with a conditional structure model "
+                         "(train --conditional); this one is unconditional")  # fmt: skip
+    model, _ = load_composition_model(Path(path))
+    rep = Representation.from_dict(ckpt["representation"])
+    model.cfg.check_matches(rep.atomic_numbers, rep.n_max, str(path))
+    return model.state()
 
 
 def scaler_state(scaler: Scaler) -> dict[str, Any]:
@@ -116,6 +136,21 @@ class LoadedModel:
         self.device = device
         b = ckpt.get("x0_bounds")  # absent in checkpoints written before it existed
         self.clip = None if b is None else (b["lo"].to(device), b["hi"].to(device))
+        cond = ckpt.get("conditional")
+        # (D,) bool: the R features a conditional model takes as input (composition and N)
+        self.cond_mask = None if cond is None else cond["mask"].cpu().numpy().astype(bool)
+        self.composition = None
+        if "composition" in ckpt:
+            from structrepdiff.composition.model import CompositionModel
+
+            self.composition = CompositionModel.from_state(ckpt["composition"])
+            self.composition.cfg.check_matches(self.rep.atomic_numbers, self.rep.n_max,
+                                               "in this checkpoint")  # fmt: skip
+
+    @property
+    def conditional(self) -> bool:
+        """True when the denoiser models the structure given composition and N."""
+        return self.cond_mask is not None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> LoadedModel:

@@ -65,15 +65,29 @@ class GaussianDiffusion(nn.Module):
         return ac.sqrt() * x0 + (1 - ac).sqrt() * noise
 
     def loss(self, model: Denoiser, x0: Tensor, generator: torch.Generator | None = None,
-             weight: Tensor | None = None) -> Tensor:  # fmt: skip
+             weight: Tensor | None = None, time_weight: Tensor | None = None
+             ) -> Tensor:  # fmt: skip
         """Mean squared error of the ε prediction at uniformly drawn t; ``weight`` (D,), if
-        given, weighs each feature's squared error (mean of weight · error²)."""
+        given, weighs each feature's squared error (mean of weight · error²); ``time_weight``
+        (T,) weighs each time step's (e.g. `min_snr_weights`)."""
         dev = generator.device if generator is not None else x0.device
         t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=dev)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=dev)
         t, noise = t.to(x0.device), noise.to(x0.device)
         err = (model(self.q_sample(x0, t, noise), t) - noise) ** 2
-        return torch.mean(err if weight is None else err * weight.to(err))
+        if weight is not None:
+            err = err * weight.to(err)
+        if time_weight is not None:
+            err = err * self._at(time_weight, t, err)
+        return torch.mean(err)
+
+    def min_snr_weights(self, gamma: float) -> Tensor:
+        """(T,) min-SNR-γ weights for ε-prediction (Hang et al. 2023): min(SNR_t, γ) / SNR_t,
+        SNR_t = ᾱ_t / (1 − ᾱ_t); 1 at noisy steps, small where the noise is tiny."""
+        if gamma <= 0:
+            raise ValueError("min-SNR gamma must be positive")
+        snr = self.alphas_cumprod / (1 - self.alphas_cumprod)
+        return snr.clamp(max=gamma) / snr
 
     def predict_x0(self, model: Denoiser, x: Tensor, t: Tensor, clip: Bounds | None = None,
                    known: Known | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip

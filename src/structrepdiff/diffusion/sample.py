@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from structrepdiff.diffusion.checkpoint import LoadedModel
+from structrepdiff.diffusion.denoisers import guided
 from structrepdiff.features import FeatureSet, save_features
 
 SAMPLERS = ("ddpm", "ddim")
@@ -21,7 +22,9 @@ class SampleConfig:
 
     Conditioning (at most one): ``formulas`` fixes composition and atom count to these
     formulas (cycled over the samples); ``composition_from`` draws them, seeded, from the rows
-    of a feature file of the model's representation (e.g. its training features).
+    of a feature file of the model's representation (e.g. its training features). A
+    conditional model without either draws them from its composition model; ``guidance`` is
+    its classifier-free guidance scale.
     """
 
     model: Path
@@ -34,6 +37,7 @@ class SampleConfig:
     device: str = "cpu"
     formulas: tuple[str, ...] = ()
     composition_from: Path | None = None
+    guidance: float = 1.0
     force: bool = False
     progress: bool = True
 
@@ -49,7 +53,8 @@ class SampleConfig:
 
 def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: int = 100,
                    seed: int = 0, batch_size: int = 256, progress: bool = False,
-                   known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+                   known: tuple[np.ndarray, np.ndarray] | None = None,
+                   guidance: float = 1.0) -> np.ndarray:  # fmt: skip
     """(num, D) float64 vectors in R space (scaler inverted).
 
     x̂_0 is clamped at every step to the model's ``x0_bounds`` (the scaled training range
@@ -57,26 +62,63 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
     (ᾱ_{T−1} ≈ 6e-10) multiply the ε error by up to 4e4 and samples diverge.
 
     ``known`` = (mask (D,) bool, values (num, D) in R units): features fixed during sampling
-    (e.g. composition and atom count, see `composition_condition`); the rest is sampled
-    conditionally on them by replacement in x̂_0.
+    (e.g. composition and atom count, see `composition_condition`). An unconditional model
+    samples the rest by replacement in x̂_0; a conditional model (``model.conditional``) takes
+    the known composition and N as its input and samples only the structure, with
+    classifier-free ``guidance`` (1: plain conditional). A conditional model without ``known``
+    draws compositions from the composition model in its checkpoint (seeded by ``seed``).
 
     Batch k draws from a generator seeded with (seed, k): same seed and batch size, same output.
     """
-    dim, out = model.denoiser_config.dim, []
+    if model.conditional:
+        known = _conditional_known(model, known, num, seed)
+    elif guidance != 1.0:
+        raise ValueError("guidance needs a conditional model (trained with --conditional)")
+    out = []
     for k, start in enumerate(tqdm(range(0, num, batch_size), disable=not progress,
                                    desc=f"sample ({sampler})")):  # fmt: skip
         n = min(batch_size, num - start)
         g = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + k)
         fixed = None if known is None else _scaled_known(model, known, start, n)
-        if sampler == "ddpm":
-            z = model.diffusion.sample_ddpm(model.net, (n, dim), generator=g, device=model.device,
-                                            clip=model.clip, known=fixed)  # fmt: skip
+        if model.conditional:
+            mask, z = fixed
+            c = z[:, mask].to(model.device)
+            z[:, ~mask] = _draw(model, guided(model.net, c, guidance), n, sampler, steps, g,
+                                None).cpu()  # fmt: skip
         else:
-            z = model.diffusion.sample_ddim(model.net, (n, dim), steps=steps, generator=g,
-                                            device=model.device, clip=model.clip,
-                                            known=fixed)  # fmt: skip
+            z = _draw(model, model.net, n, sampler, steps, g, fixed)
         out.append(model.scaler.inverse(z.double().cpu().numpy()))
     return np.concatenate(out)
+
+
+def _draw(model: LoadedModel, net, n: int, sampler: str, steps: int, g: torch.Generator,
+          fixed) -> torch.Tensor:  # fmt: skip
+    """(n, model dim) scaled samples of the diffusion with denoiser ``net``."""
+    shape = (n, model.denoiser_config.dim)
+    if sampler == "ddpm":
+        return model.diffusion.sample_ddpm(net, shape, generator=g, device=model.device,
+                                           clip=model.clip, known=fixed)  # fmt: skip
+    return model.diffusion.sample_ddim(net, shape, steps=steps, generator=g,
+                                       device=model.device, clip=model.clip,
+                                       known=fixed)  # fmt: skip
+
+
+def _conditional_known(model: LoadedModel, known, num: int, seed: int
+                       ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The conditions of a conditional model: ``known`` checked against the model's input
+    features, or ``num`` compositions drawn from its composition model."""
+    if known is None:
+        if model.composition is None:
+            raise ValueError("this conditional model has no composition model: give formulas "
+                             "or composition_from, or train with --composition-model")  # fmt: skip
+        from structrepdiff.representation.condition import condition_rows_from_counts
+
+        g = torch.Generator().manual_seed(seed)
+        return condition_rows_from_counts(model.rep, model.composition.sample(num, g))
+    if not np.array_equal(known[0], model.cond_mask):
+        raise ValueError("a conditional model takes exactly composition and N as known "
+                         "features")  # fmt: skip
+    return known
 
 
 def _scaled_known(model: LoadedModel, known: tuple[np.ndarray, np.ndarray], start: int,
@@ -114,11 +156,11 @@ def sample(cfg: SampleConfig) -> Path:
     model = LoadedModel.load(cfg.model, cfg.device)
     known = conditions(cfg, model)
     R = sample_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,
-                       cfg.progress, known)  # fmt: skip
+                       cfg.progress, known, cfg.guidance)  # fmt: skip
     ids = [f"sample_{k:06d}" for k in range(cfg.num)]
     source = {"model": str(cfg.model), "step": int(model.ckpt["step"]), "sampler": cfg.sampler,
               "steps": cfg.steps, "seed": cfg.seed, "batch_size": cfg.batch_size,
-              "formulas": list(cfg.formulas),
+              "formulas": list(cfg.formulas), "guidance": cfg.guidance,
               "composition_from": None if cfg.composition_from is None
               else str(cfg.composition_from)}  # fmt: skip
     save_features(FeatureSet(R, ids, model.rep, [], source), cfg.out, force=cfg.force)

@@ -29,8 +29,14 @@ from structrepdiff.diffusion.checkpoint import (
     scaler_state,
 )
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
-from structrepdiff.diffusion.denoisers import DenoiserConfig, GaussianSkip, build_denoiser
+from structrepdiff.diffusion.denoisers import (
+    DenoiserConfig,
+    GaussianSkip,
+    build_denoiser,
+    guided,
+)
 from structrepdiff.features import FeatureSet, load_features
+from structrepdiff.representation.condition import condition_mask
 from structrepdiff.representation.scaler import SCALER_KINDS, Scaler
 
 
@@ -46,6 +52,9 @@ class TrainConfig:
     preset: str = "small"
     scaler: str = "standard"
     composition_weight: float = 1.0
+    conditional: bool = False
+    cond_dropout: float = 0.1
+    min_snr_gamma: float = 0.0
     denoiser: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(dim=1))
     T: int = 2000
     lr: float = 1e-4
@@ -68,6 +77,13 @@ class TrainConfig:
             raise ValueError(f"scaler must be one of {SCALER_KINDS}, got {self.scaler!r}")
         if not self.composition_weight > 0:
             raise ValueError("composition_weight must be positive")
+        if self.conditional and self.composition_weight != 1.0:
+            raise ValueError("a conditional model does not diffuse the composition; "
+                             "composition_weight must stay 1")  # fmt: skip
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError("cond_dropout must be in [0, 1)")
+        if self.min_snr_gamma < 0:
+            raise ValueError("min_snr_gamma must be >= 0 (0 switches it off)")
         if not 0.0 < self.holdout < 0.5:
             raise ValueError("holdout must be in (0, 0.5)")
         for name in ("batch_size", "steps", "eval_every", "checkpoint_every", "T"):
@@ -142,29 +158,39 @@ def feature_weights(layout_slices: dict[str, slice], dim: int, composition_weigh
 
 @torch.no_grad()
 def validation_loss(diff: GaussianDiffusion, net, X: torch.Tensor, seed: int,
-                    repeats: int = 4, batch: int = 512, weight: torch.Tensor | None = None
-                    ) -> float:  # fmt: skip
-    """Mean ε-MSE (weighted as in training) over the rows of X, at fixed random t and noise
-    (comparable between calls)."""
+                    repeats: int = 4, batch: int = 512, weight: torch.Tensor | None = None,
+                    C: torch.Tensor | None = None,
+                    time_weight: torch.Tensor | None = None) -> float:  # fmt: skip
+    """Mean ε-MSE (weighted as in training) over the rows of X (conditioned on the rows of C
+    when given), at fixed random t and noise (comparable between calls)."""
     g = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for _ in range(repeats):
         for k in range(0, len(X), batch):
             x = X[k : k + batch]
-            total += float(diff.loss(net, x, g, weight)) * len(x)
+            model = net if C is None else guided(net, C[k : k + batch])
+            total += float(diff.loss(model, x, g, weight, time_weight)) * len(x)
             count += len(x)
     return total / count
+
+
+def conditional_batch_model(net, c: torch.Tensor, dropout: float, gen: torch.Generator):
+    """Training closure (x, t) -> ε(x, t, c) with each row's condition dropped (replaced by
+    the null embedding) with probability ``dropout``."""
+    drop = (torch.rand(len(c), generator=gen) < dropout).to(c.device)
+    return lambda x, t: net(x, t, c, drop)
 
 
 class _State:
     """Model, EMA, optimiser and random stream of a run."""
 
     def __init__(self, cfg: TrainConfig, den: DenoiserConfig, X: torch.Tensor,
-                 diff: GaussianDiffusion):  # fmt: skip
+                 diff: GaussianDiffusion, C: torch.Tensor | None = None):  # fmt: skip
         torch.manual_seed(cfg.seed)
         self.net = build_denoiser(den).to(cfg.device)
         if isinstance(self.net, GaussianSkip):
-            self.net.fit(X.to(cfg.device), diff.alphas_cumprod)
+            self.net.fit(X.to(cfg.device), diff.alphas_cumprod,
+                         None if C is None else C.to(cfg.device))  # fmt: skip
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -202,34 +228,50 @@ def _prepare(cfg: TrainConfig) -> tuple[FeatureSet, np.ndarray, np.ndarray, Scal
     return fs, train_idx, hold_idx, Scaler.fit(fs.R[train_idx], minmax_blocks=blocks)
 
 
-def train(cfg: TrainConfig) -> TrainSummary:
-    """Train (or resume) and return the final losses; see the module docstring."""
-    t0 = time.perf_counter()
-    fs, train_idx, hold_idx, scaler = _prepare(cfg)
-    X = torch.as_tensor(scaler.transform(fs.R[train_idx]), dtype=torch.float32)
-    V = torch.as_tensor(scaler.transform(fs.R[hold_idx]), dtype=torch.float32).to(cfg.device)
-    den = replace(cfg.denoiser, dim=fs.R.shape[1], T=cfg.T)
-    diff = GaussianDiffusion(cfg.T).to(cfg.device)
-    weight = feature_weights(fs.rep.layout.slices, X.shape[1], cfg.composition_weight)
-    weight = None if weight is None else weight.to(cfg.device)
-    st = _State(cfg, den, X, diff)
-    path = Path(cfg.out) / "checkpoint.pt"
-    if cfg.resume and path.exists():
-        ckpt = load_checkpoint(path, cfg.device)
-        if "exported" in ckpt or "optimizer" not in ckpt:
-            raise ValueError(f"{path} is an exported (sampling-only) checkpoint and cannot be "
-                             "resumed; resume from the training run's checkpoint.pt")  # fmt: skip
-        saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
-        saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
-        saved.setdefault("scaler", "standard")  # written before these options existed
-        saved.setdefault("composition_weight", 1.0)
-        # bookkeeping that does not change the weights may differ (a moved run folder, say)
-        free = ("steps", "out", "eval_every", "checkpoint_every")
-        if {k: v for k, v in saved.items() if k not in free} != {
-            k: v for k, v in cfg.to_dict().items() if k not in free
-        }:
-            raise ValueError(f"{path} was trained with other settings; use --force to restart")
-        st.load(ckpt)
+def _split_condition(cfg: TrainConfig, fs: FeatureSet, Z: np.ndarray
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """Scaled rows Z (n, D) -> (diffused columns, conditions): all columns and None for an
+    unconditional model; the structure columns and the composition + N columns otherwise."""
+    Z = torch.as_tensor(Z, dtype=torch.float32)
+    if not cfg.conditional:
+        return Z.to(cfg.device), None
+    mask = torch.as_tensor(condition_mask(fs.rep))
+    return Z[:, ~mask].to(cfg.device), Z[:, mask].to(cfg.device)
+
+
+def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:
+    if "exported" in ckpt or "optimizer" not in ckpt:
+        raise ValueError(f"{path} is an exported (sampling-only) checkpoint and cannot be "
+                         "resumed; resume from the training run's checkpoint.pt")  # fmt: skip
+    saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
+    saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
+    defaults = {
+        "scaler": "standard",
+        "composition_weight": 1.0,
+        "conditional": False,
+        "cond_dropout": 0.1,
+        "min_snr_gamma": 0.0,
+    }
+    for key, value in defaults.items():  # written before these options existed
+        saved.setdefault(key, value)
+    # bookkeeping that does not change the weights may differ (a moved run folder, say)
+    free = ("steps", "out", "eval_every", "checkpoint_every")
+    if {k: v for k, v in saved.items() if k not in free} != {
+        k: v for k, v in cfg.to_dict().items() if k not in free
+    }:
+        raise ValueError(f"{path} was trained with other settings; use --force to restart")
+
+
+def _static(
+    cfg: TrainConfig,
+    fs: FeatureSet,
+    scaler: Scaler,
+    X: torch.Tensor,
+    den: DenoiserConfig,
+    diff: GaussianDiffusion,
+    train_idx,
+    hold_idx,
+) -> dict:
     static = {
         "representation": fs.rep.to_dict(), "scaler": scaler_state(scaler),
         "x0_bounds": x0_bounds(X),
@@ -237,11 +279,39 @@ def train(cfg: TrainConfig) -> TrainSummary:
         "train": {"config": cfg.to_dict(), "ids_held_out": [fs.ids[k] for k in hold_idx],
                   "n_train": len(train_idx), "source": fs.source},
     }  # fmt: skip
+    if cfg.conditional:
+        static["conditional"] = {"mask": torch.as_tensor(condition_mask(fs.rep)),
+                                 "dropout": cfg.cond_dropout}  # fmt: skip
+    return static
+
+
+def train(cfg: TrainConfig) -> TrainSummary:
+    """Train (or resume) and return the final losses; see the module docstring."""
+    t0 = time.perf_counter()
+    fs, train_idx, hold_idx, scaler = _prepare(cfg)
+    X, C = _split_condition(cfg, fs, scaler.transform(fs.R[train_idx]))
+    V, CV = _split_condition(cfg, fs, scaler.transform(fs.R[hold_idx]))
+    den = replace(cfg.denoiser, dim=X.shape[1], T=cfg.T, cond_dim=0 if C is None else C.shape[1])
+    diff = GaussianDiffusion(cfg.T).to(cfg.device)
+    weight = None
+    if not cfg.conditional:
+        weight = feature_weights(fs.rep.layout.slices, X.shape[1], cfg.composition_weight)
+        weight = None if weight is None else weight.to(cfg.device)
+    tw = diff.min_snr_weights(cfg.min_snr_gamma).float() if cfg.min_snr_gamma else None
+    st = _State(cfg, den, X, diff, C)
+    path = Path(cfg.out) / "checkpoint.pt"
+    if cfg.resume and path.exists():
+        ckpt = load_checkpoint(path, cfg.device)
+        _check_resume(cfg, ckpt, path)
+        st.load(ckpt)
+    static = _static(cfg, fs, scaler, X, den, diff, train_idx, hold_idx)
     loss, val = math.nan, math.nan
     bar = tqdm(total=cfg.steps, initial=st.step, disable=not cfg.progress, desc="train")
     while st.step < cfg.steps:
         idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen)
-        batch_loss = diff.loss(st.net, X[idx].to(cfg.device), st.gen, weight)
+        model = st.net if C is None else conditional_batch_model(
+            st.net, C[idx], cfg.cond_dropout, st.gen)  # fmt: skip
+        batch_loss = diff.loss(model, X[idx], st.gen, weight, tw)
         st.opt.zero_grad(set_to_none=True)
         batch_loss.backward()
         st.opt.step()
@@ -251,7 +321,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
         bar.update(1)
         last = st.step == cfg.steps
         if st.step % cfg.eval_every == 0 or last:
-            val = validation_loss(diff, st.ema, V, cfg.seed + 1, weight=weight)
+            val = validation_loss(diff, st.ema, V, cfg.seed + 1, weight=weight, C=CV,
+                                  time_weight=tw)  # fmt: skip
             st.metrics.append({"step": st.step, "train_loss": loss, "val_loss": val,
                                "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
             with open(Path(cfg.out) / "metrics.jsonl", "a") as fh:

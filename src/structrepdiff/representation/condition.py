@@ -70,3 +70,20 @@ def conditions_from_rows(rep: Representation, R: np.ndarray, num: int, seed: int
     rng = np.random.default_rng(seed)
     picks = np.concatenate([rng.permutation(len(R)) for _ in range(-(-num // len(R)))])[:num]
     return condition_mask(rep), R[picks]
+
+
+def condition_rows_from_counts(rep: Representation, counts: np.ndarray
+                               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Conditions for (n, V) integer element counts over ``rep``'s vocabulary (e.g. samples of
+    a composition model): fractions count/N and N/N_max, zeros elsewhere."""
+    counts = np.atleast_2d(np.asarray(counts))
+    if counts.shape[1] != len(rep.atomic_numbers):
+        raise ValueError(f"counts have {counts.shape[1]} elements, the representation "
+                         f"{len(rep.atomic_numbers)}")  # fmt: skip
+    n = counts.sum(1)
+    if (n < 1).any() or (n > rep.n_max).any() or (counts < 0).any():
+        raise ValueError(f"every count vector must be non-negative and sum to 1..{rep.n_max}")
+    rows = np.zeros((len(counts), rep.layout.dim))
+    rows[:, rep.layout.slices["composition"]] = counts / n[:, None]
+    rows[:, rep.layout.slices["n_atoms"]] = (n / rep.n_max)[:, None]
+    return condition_mask(rep), rows
