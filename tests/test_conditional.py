@@ -137,7 +137,8 @@ def test_exported_checkpoint_bundles_the_composition_model_and_refuses_a_mismatc
     out = tmp_path / "bundle.pt"
     assert main(["export", "--model", str(run), "--out", str(out),
                  "--composition-model", str(comp)]) == 0  # fmt: skip
-    assert torch.load(out, weights_only=True)["composition"]["format"] == "structrepdiff-composition"
+    bundled = torch.load(out, weights_only=True)["composition"]
+    assert bundled["format"] == "structrepdiff-composition"
     samples = tmp_path / "s.npz"
     assert main(["sample", "--model", str(out), "--num", "7", "--out", str(samples),
                  "--steps", "5", "--no-progress"]) == 0  # fmt: skip
