@@ -97,7 +97,8 @@ def cond_config(out, feats, **kw):
 
 
 def test_conditional_training_resumes_exactly_and_samples_exact_compositions(
-    tmp_path, features  # noqa: F811
+    tmp_path,
+    features,  # noqa: F811
 ) -> None:
     straight = train(cond_config(tmp_path / "a", features))
     train(cond_config(tmp_path / "b", features, steps=3))
@@ -130,7 +131,8 @@ def composition_file(path, atomic_numbers, n_max):
 
 
 def test_exported_checkpoint_bundles_the_composition_model_and_refuses_a_mismatch(
-    tmp_path, features  # noqa: F811
+    tmp_path,
+    features,  # noqa: F811
 ) -> None:
     run = train(cond_config(tmp_path / "run", features)).checkpoint
     comp = composition_file(tmp_path / "comp.pt", REP.atomic_numbers, REP.n_max)
