@@ -7,6 +7,10 @@ StructureMatcher match to that test crystal, a k = 1 CSP preview):
   composition and N fixed by replacement in x̂₀ (today's conditioning).
 - ``cfg<s>``: the conditional model (``--model``) with classifier-free guidance scale s
   (0: its unconditional branch with the composition pasted in; 1: plain conditional).
+- ``proj<r>t<t0>``: projection in the loop, round r: the crystals of round r − 1 (round 0 is
+  ``cfg1``) are re-encoded, their structure part noised to step t0 and denoised by the
+  conditional model given their composition (`refine_vectors`), and reconstructed from the
+  previous crystal as the start (warm start: a template set of round r − 1's crystals).
 - ``pca<k>``: the floor test of a whitened PCA latent: the test vector's scaled structure
   block projected onto the top k principal components of the scaled val structure blocks and
   back (no model) — what any k-dimensional latent loses at best.
@@ -21,6 +25,7 @@ Results go to ``--out/<dataset>[_<tag>].json`` after each row (resumable).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import signal
 import sys
@@ -30,16 +35,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pymatgen.core import Structure
 
 from generation import templates_file  # benchmarks/ is on sys.path when run as a script
 from generation_diagnostics import score, structure_mask
 from structrepdiff.data.io import load_split
 from structrepdiff.diffusion.checkpoint import LoadedModel
-from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.diffusion.sample import refine_vectors, sample_vectors
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.condition import condition_mask
+from structrepdiff.representation.encode import encode_structures
 
 
 def pca_row(val: FeatureSet, test_R: np.ndarray, model: LoadedModel, k: int) -> np.ndarray:
@@ -52,6 +60,25 @@ def pca_row(val: FeatureSet, test_R: np.ndarray, model: LoadedModel, k: int) -> 
     z = np.asarray(model.scaler.transform(test_R))
     z[:, s] = mu + (z[:, s] - mu) @ P.T @ P
     return model.scaler.inverse(z)
+
+
+def previous_round(row: str, a, name: str) -> Path:
+    r, t0 = row[4:].split("t")
+    return a.work / name / ("cfg1" if int(r) == 1 else f"proj{int(r) - 1}t{t0}")
+
+
+def projection_row(row: str, a, name: str, model: LoadedModel, work: Path
+                   ) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """Refined vectors of the previous round's crystals; writes their template set."""
+    prev = previous_round(row, a, name)
+    with open(prev / "summary.csv", newline="") as fh:
+        done = [r for r in csv.DictReader(fh) if r.get("cif")]
+    ids = [r["id"] for r in done]
+    structs = [Structure.from_file(prev / r["cif"]) for r in done]
+    TemplateSet.from_structures(ids, structs).save(work / "warm_starts.npz")
+    R = encode_structures(structs, model.rep)
+    t0 = int(row[4:].split("t")[1])
+    return refine_vectors(model, R, t0, seed=a.seed + int(row[4:].split("t")[0])), ids
 
 
 def vectors(row: str, a, val, test_R, models) -> np.ndarray:
@@ -103,12 +130,18 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         feats = work / "vectors.npz"
         t0 = time.perf_counter()
+        row_ids, starts = ids, tpl
+        if row.startswith("proj"):
+            starts = work / "warm_starts.npz"
         if not feats.exists():
-            R = vectors(row, a, val, test_R, models)
-            save_features(FeatureSet(np.asarray(R), ids, val.rep, [], {"row": row}), feats)
+            if row.startswith("proj"):
+                R, row_ids = projection_row(row, a, name, models["cond"], work)
+            else:
+                R = vectors(row, a, val, test_R, models)
+            save_features(FeatureSet(np.asarray(R), row_ids, val.rep, [], {"row": row}), feats)
         t_sample = time.perf_counter() - t0
         run_reconstruction(ReconstructJob(feats, work, rcfg, None, 8, False, not a.no_progress,
-                                          tpl))  # fmt: skip
+                                          starts))  # fmt: skip
         if clean is None:
             loaded = load_split(a.dataset, "test", a.data_dir)
             keep = set(ids)

@@ -89,7 +89,8 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
     tpl = templates_file(dataset, a.templates, a.data_dir, a.work) if a.templates else None
     scfg = SampleConfig(model=ckpt, out=work / "samples.npz", num=a.num, sampler=a.sampler,
                         steps=a.sample_steps, seed=a.seed, progress=True,
-                        composition_from=a.composition_from)  # fmt: skip
+                        composition_from=a.composition_from,
+                        guidance=a.guidance)  # fmt: skip
     rcfg = ReconstructConfig(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed)
     gcfg = GenerateConfig(out=work, sample=scfg, reconstruct=rcfg, templates=tpl,
                           batch_size=a.batch_size)  # fmt: skip
@@ -148,6 +149,8 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=100)
     ap.add_argument("--composition-from", type=Path,
                     help="feature .npz to draw compositions from (conditional)")  # fmt: skip
+    ap.add_argument("--guidance", type=float, default=1.0,
+                    help="classifier-free guidance of a conditional model")  # fmt: skip
     ap.add_argument("--templates", help="training split for template starts (e.g. val)")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--hops", type=int, default=1)

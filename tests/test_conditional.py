@@ -16,7 +16,7 @@ from structrepdiff.composition.train import save_composition_model
 from structrepdiff.diffusion.checkpoint import LoadedModel, load_checkpoint
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser, guided
-from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.diffusion.sample import refine_vectors, sample_vectors
 from structrepdiff.diffusion.train import train
 from structrepdiff.features import load_features
 from structrepdiff.representation.condition import composition_condition, condition_mask
@@ -157,3 +157,32 @@ def test_exported_checkpoint_bundles_the_composition_model_and_refuses_a_mismatc
                  "--composition-model", str(comp)]) == 2  # fmt: skip
     with pytest.raises(ValueError, match="guidance needs a conditional model"):
         sample_vectors(LoadedModel.load(plain), 2, steps=5, guidance=2.0)
+
+
+def test_ddim_from_a_start_at_the_last_step_is_the_full_sampler() -> None:
+    diff = GaussianDiffusion(50)
+    net = lambda x, t: 0.3 * x  # noqa: E731  (any fixed denoiser)
+    g = torch.Generator().manual_seed(0)
+    full = diff.sample_ddim(net, (4, 3), steps=10, generator=g)
+    x = torch.randn((4, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(diff.sample_ddim(net, (4, 3), steps=10, start=(x, 49)), full)
+    with pytest.raises(ValueError, match="start step"):
+        diff.sample_ddim(net, (4, 3), steps=10, start=(x, 50))
+
+
+def test_refining_keeps_the_composition_and_barely_moves_at_step_zero(
+    tmp_path,
+    features,  # noqa: F811
+) -> None:
+    model = LoadedModel.load(train(cond_config(tmp_path / "run", features)).checkpoint)
+    R = load_features(features).R[:5]
+    mask = model.cond_mask
+    near = refine_vectors(model, R, 0, steps=10, seed=1)
+    far = refine_vectors(model, R, 15, steps=10, seed=1)
+    assert np.allclose(near[:, mask], R[:, mask]) and np.allclose(far[:, mask], R[:, mask])
+    z, zn, zf = (np.asarray(model.scaler.transform(v))[:, ~mask] for v in (R, near, far))
+    s0 = float((1 - model.diffusion.alphas_cumprod[0]).sqrt())  # noise scale at step 0
+    assert np.abs(zn - z).max() < 10 * s0 < np.abs(zf - z).max()  # scaled units
+    assert np.array_equal(refine_vectors(model, R, 0, steps=10, seed=1), near)
+    with pytest.raises(ValueError, match="start step"):
+        refine_vectors(model, R, 20, steps=10)  # T = 20 in the tiny config

@@ -136,11 +136,19 @@ class GaussianDiffusion(nn.Module):
     def sample_ddim(self, model: Denoiser, shape: tuple[int, ...], steps: int = 100,
                     eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                     dtype: torch.dtype = torch.float32, clip: Bounds | None = None,
-                    known: Known | None = None) -> Tensor:  # fmt: skip
+                    known: Known | None = None, start: tuple[Tensor, int] | None = None
+                    ) -> Tensor:  # fmt: skip
         """DDIM over ``steps`` time steps; eta = 0 is deterministic given the start noise;
-        ``clip`` and ``known`` as in `predict_x0`."""
-        x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        times = self.ddim_times(steps)
+        ``clip`` and ``known`` as in `predict_x0`. ``start`` = (x_t (B, D), t) begins at step
+        t from x_t instead of pure noise (SDEdit), visiting the DDIM steps below t."""
+        if start is None:
+            x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            times = self.ddim_times(steps)
+        else:
+            x, t0 = start[0].to(dtype), int(start[1])
+            if not 0 <= t0 < self.T:
+                raise ValueError(f"start step must be in 0..{self.T - 1}, got {t0}")
+            times = [t0] + [v for v in self.ddim_times(steps) if v < t0]
         for k, step in enumerate(times):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
             x0, eps = self.predict_x0(model, x, t, clip, known)

@@ -91,6 +91,33 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
     return np.concatenate(out)
 
 
+def refine_vectors(model: LoadedModel, R: np.ndarray, t0: int, steps: int = 100, seed: int = 0,
+                   guidance: float = 1.0, batch_size: int = 256) -> np.ndarray:  # fmt: skip
+    """Projection step of a conditional model: the structure part of each R row (n, D) in R
+    units, e.g. the re-encoded reconstructed crystal, is noised to step ``t0`` and denoised
+    by DDIM given the row's own composition and N (which stay exactly). Returns (n, D)."""
+    if not model.conditional:
+        raise ValueError("refining needs a conditional model (trained with --conditional)")
+    if not 0 <= t0 < model.diffusion.T:
+        raise ValueError(f"start step must be in 0..{model.diffusion.T - 1}, got {t0}")
+    mask, out = model.cond_mask, []
+    for k, start in enumerate(range(0, len(R), batch_size)):
+        z = torch.as_tensor(model.scaler.transform(np.asarray(R[start : start + batch_size])),
+                            dtype=torch.float32)  # fmt: skip
+        g = torch.Generator().manual_seed(seed * 1_000_003 + k)
+        t = torch.full((len(z),), t0, dtype=torch.long)
+        noise = torch.randn(z[:, ~mask].shape, generator=g)
+        xt = model.diffusion.q_sample(z[:, ~mask].to(model.device), t.to(model.device),
+                                      noise.to(model.device))  # fmt: skip
+        net = guided(model.net, z[:, mask].to(model.device), guidance)
+        with torch.no_grad():
+            z[:, ~mask] = model.diffusion.sample_ddim(
+                net, xt.shape, steps=steps, device=model.device, clip=model.clip,
+                start=(xt, t0)).cpu()  # fmt: skip
+        out.append(model.scaler.inverse(z.double().numpy()))
+    return np.concatenate(out)
+
+
 def _draw(model: LoadedModel, net, n: int, sampler: str, steps: int, g: torch.Generator,
           fixed) -> torch.Tensor:  # fmt: skip
     """(n, model dim) scaled samples of the diffusion with denoiser ``net``."""
