@@ -14,7 +14,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,19 +245,14 @@ def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:
                          "resumed; resume from the training run's checkpoint.pt")  # fmt: skip
     saved = dict(ckpt["train"]["config"])  # fill denoiser fields added since it was written
     saved["denoiser"] = DenoiserConfig.from_dict(saved["denoiser"]).to_dict()
-    defaults = {
-        "scaler": "standard",
-        "composition_weight": 1.0,
-        "conditional": False,
-        "cond_dropout": 0.1,
-        "min_snr_gamma": 0.0,
-    }
-    for key, value in defaults.items():  # written before these options existed
-        saved.setdefault(key, value)
+    current = cfg.to_dict()
+    for f in fields(TrainConfig):  # options added since the checkpoint was written
+        if f.default is not MISSING and f.name in current:
+            saved.setdefault(f.name, f.default)
     # bookkeeping that does not change the weights may differ (a moved run folder, say)
     free = ("steps", "out", "eval_every", "checkpoint_every")
     if {k: v for k, v in saved.items() if k not in free} != {
-        k: v for k, v in cfg.to_dict().items() if k not in free
+        k: v for k, v in current.items() if k not in free
     }:
         raise ValueError(f"{path} was trained with other settings; use --force to restart")
 
