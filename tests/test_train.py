@@ -143,6 +143,25 @@ def test_cli_generate_writes_every_sample_once_and_resumes(tmp_path, features, c
     assert main([*args[:-1], "--seed", "3", "--no-progress"]) == 2  # other settings refused
 
 
+def test_cli_generate_relax_writes_a_relaxation_row_per_sample(tmp_path, features, monkeypatch):
+    import csv
+
+    from ase.calculators.emt import EMT
+
+    from structrepdiff.relax import potential
+
+    monkeypatch.setattr(potential, "load_calculator", lambda name, device="cpu": EMT())
+    s = train(config(tmp_path / "run", features))
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", str(s.checkpoint), "--num", "3", "--out", str(out),
+                 "--sample-steps", "5", "--trials", "1", "--hops", "1", "--steps", "5",
+                 "--relax", "--relax-steps", "5", "--no-progress"]) == 0  # fmt: skip
+    with open(out / "relaxed" / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["id"] for r in rows) == [f"sample_{k:06d}" for k in range(3)]
+    assert all(r["cif"] or r["reason"] for r in rows)  # a crystal or a reason, never silence
+
+
 def test_write_extxyz_carries_id_status_and_loss(tmp_path) -> None:
     from ase.io import read
     from pymatgen.core import Lattice, Structure

@@ -3,8 +3,10 @@
 Writes into ``out``: ``samples.npz`` (the sampled vectors, drawn once and reused on a rerun),
 one CIF per reconstructed crystal with ``summary.csv`` (status and reason per sample, e.g.
 ``rejected`` with why its vector could not be decoded), and ``generated.extxyz`` with every
-reconstructed crystal (id, status and loss in each frame's info). A rerun resumes: sampled
-vectors are not redrawn and finished ids are not reconstructed again.
+reconstructed crystal (id, status and loss in each frame's info). With ``relax`` set, the
+reconstructed crystals are then relaxed into ``out/relaxed/`` (see `structrepdiff.relax.run`).
+A rerun resumes: sampled vectors are not redrawn and finished ids are not reconstructed or
+relaxed again.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.features import atomic_write
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, ReconstructSummary, run_reconstruction
+from structrepdiff.relax.config import RelaxConfig
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``)."""
+    """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``); ``relax``
+    (None: off) relaxes the crystals with ``relax_workers`` processes."""
 
     out: Path
     sample: SampleConfig
     reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
     templates: Path | None = None
     batch_size: int = 8
+    relax: RelaxConfig | None = None
+    relax_workers: int = 1
     force: bool = False
     progress: bool = True
 
@@ -37,7 +43,9 @@ class GenerateConfig:
         d["sample"] = {k: v for k, v in d["sample"].items()
                        if k not in ("force", "progress", "out")}  # fmt: skip
         d["reconstruct"] = self.reconstruct.to_dict()
-        kept = {k: v for k, v in d.items() if k not in ("force", "progress", "out")}
+        skip = {"force", "progress", "out"} | ({"relax", "relax_workers"} if self.relax is None
+                                                 else set())  # fmt: skip
+        kept = {k: v for k, v in d.items() if k not in skip}
         return json.loads(json.dumps(kept, default=str))  # Paths as strings, as in the file
 
 
@@ -66,7 +74,8 @@ def write_extxyz(out: Path) -> int:
 
 
 def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
-    """Sample (once), reconstruct (resumably), write the extxyz; see the module docstring."""
+    """Sample (once), reconstruct (resumably), write the extxyz, relax if asked; see the
+    module docstring. Returns the reconstruction summary and the number of crystals."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(cfg)
@@ -76,4 +85,10 @@ def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
     job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
                          cfg.progress, cfg.templates)  # fmt: skip
     summary = run_reconstruction(job)
-    return summary, write_extxyz(out)
+    frames = write_extxyz(out)
+    if cfg.relax is not None:
+        from structrepdiff.relax.run import RelaxJob, run_relax
+
+        run_relax(RelaxJob(out, out / "relaxed", cfg.relax, cfg.relax_workers, None, cfg.force,
+                           cfg.progress))  # fmt: skip
+    return summary, frames

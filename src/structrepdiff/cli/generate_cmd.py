@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from structrepdiff.cli.reconstruct_cmd import add_reconstruct_options, reconstruct_config
+from structrepdiff.cli.relax_cmd import add_relax_options, relax_config
 from structrepdiff.cli.sample_cmd import add_sampling_options
 
 
@@ -23,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampling_options(p, "--sample-steps")
     p.add_argument("--sample-batch-size", type=int, default=256, help="vectors per sampling batch")
     add_reconstruct_options(p)
+    p.add_argument(
+        "--relax",
+        action="store_true",
+        help="then relax the crystals with a universal potential into --out/relaxed",
+    )
+    add_relax_options(p)
+    p.add_argument("--relax-workers", type=int, default=1, help="relaxation processes")
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -39,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
                        composition_from=args.composition_from,
                        guidance=args.guidance)  # fmt: skip
     cfg = GenerateConfig(out=args.out, sample=smp, reconstruct=reconstruct_config(args),
-                         templates=args.templates, batch_size=args.batch_size, force=args.force,
+                         templates=args.templates, batch_size=args.batch_size,
+                         relax=relax_config(args) if args.relax else None,
+                         relax_workers=args.relax_workers, force=args.force,
                          progress=not args.no_progress)  # fmt: skip
     summary, frames = generate(cfg)
     print(
@@ -48,4 +58,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for status, n in sorted(summary.counts.items()):
         print(f"  {status:14s} {n}")
+    if args.relax:
+        print(f"relaxed crystals -> {args.out / 'relaxed'}/summary.csv")
     return 0

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         featurize_cmd,
         generate_cmd,
         reconstruct_cmd,
+        relax_cmd,
         sample_cmd,
         templates_cmd,
         train_cmd,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     featurize_cmd.register(sub)
     reconstruct_cmd.register(sub)
+    relax_cmd.register(sub)
     templates_cmd.register(sub)
     train_cmd.register(sub)
     sample_cmd.register(sub)
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

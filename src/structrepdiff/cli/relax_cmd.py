@@ -1,0 +1,72 @@
+"""`structrepdiff relax`: relax crystals with a universal potential (CHGNet by default)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from structrepdiff.relax.config import POTENTIALS, RelaxConfig
+
+_D = RelaxConfig()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "relax",
+        help="relax crystals with a universal machine-learned potential",
+        description="FIRE on positions and cell (ASE FrechetCellFilter) with CHGNet or "
+        "SevenNet-0. Reads any predictions `evaluate` reads; writes relaxed CIFs, "
+        "relaxed.extxyz and summary.csv (energies before/after in eV/atom, steps, RMSD, "
+        "reason) to --out, row by row; rerunning resumes.",
+    )
+    p.add_argument(
+        "--pred",
+        required=True,
+        type=Path,
+        help="folder with summary.csv or CIFs, .cif, .extxyz or CDVAE-format .csv",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    add_relax_options(p)
+    p.add_argument("--workers", type=int, default=1, help="processes, one potential each")
+    p.add_argument("--limit", type=int, help="only the first N crystals")
+    p.add_argument("--force", action="store_true", help="start over in an existing --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def add_relax_options(p: argparse.ArgumentParser) -> None:
+    """Relaxation options shared by `relax` and `generate --relax` (defaults: RelaxConfig)."""
+    p.add_argument("--potential", choices=POTENTIALS, default=_D.potential)
+    p.add_argument("--fmax", type=float, default=_D.fmax, help="force threshold, eV/Å")
+    p.add_argument("--relax-steps", type=int, default=_D.max_steps, help="FIRE steps at most")
+    p.add_argument(
+        "--min-distance",
+        type=float,
+        default=_D.min_distance,
+        help="report, do not relax, crystals with atoms closer than this (Å)",
+    )
+    p.add_argument("--relax-device", default=_D.device, help="torch device of the potential")
+
+
+def relax_config(args: argparse.Namespace) -> RelaxConfig:
+    return RelaxConfig(potential=args.potential, fmax=args.fmax, max_steps=args.relax_steps,
+                       min_distance=args.min_distance, device=args.relax_device)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from structrepdiff.relax.run import RelaxJob, run_relax
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be positive")
+    if args.workers < 1:
+        raise ValueError("--workers must be positive")
+    job = RelaxJob(args.pred, args.out, relax_config(args), args.workers, args.limit,
+                   args.force, not args.no_progress)  # fmt: skip
+    s = run_relax(job)
+    total = sum(s.counts.values())
+    print(f"relaxed {total} crystals in {s.seconds:.1f} s -> {s.out}/summary.csv "
+          f"({s.done_before} already done before this run)")  # fmt: skip
+    for status, n in sorted(s.counts.items()):
+        print(f"  {status:14s} {n}")
+    produced = sum(n for st, n in s.counts.items() if st in ("converged", "not_converged"))
+    return 0 if produced or s.done_before else 1

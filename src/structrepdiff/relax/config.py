@@ -1,0 +1,45 @@
+"""Settings of a relaxation (issue #13): one frozen dataclass, the source of every default."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+POTENTIALS = ("chgnet", "sevennet")
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    """FIRE on positions and cell (ASE's ``FrechetCellFilter``) with a universal potential.
+
+    Attributes:
+        potential: "chgnet" (CHGNet 0.3.0 weights shipped in the wheel) or "sevennet"
+            (SevenNet-0, energies mapped to the MP2020-corrected scale).
+        fmax: converged once every force (and the filter's stress term) is below this, eV/Å.
+        max_steps: FIRE steps at most.
+        min_distance: a crystal with two atoms closer than this (Å) is reported, not relaxed.
+        energy_floor: a relaxed energy below this (eV/atom) marks divergence, not a result.
+        max_volume_ratio: a relaxed volume more than this many times larger, or smaller, than
+            the input's marks an exploding (or collapsing) cell.
+        device: torch device of the potential ("cpu" or "cuda").
+    """
+
+    potential: str = "chgnet"
+    fmax: float = 0.1
+    max_steps: int = 300
+    min_distance: float = 0.5
+    energy_floor: float = -20.0
+    max_volume_ratio: float = 10.0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"potential must be one of {', '.join(POTENTIALS)}, "
+                             f"not {self.potential!r}")  # fmt: skip
+        if self.fmax <= 0 or self.max_steps < 0 or self.min_distance < 0:
+            raise ValueError("fmax must be positive, max_steps and min_distance non-negative")
+        if self.max_volume_ratio <= 1:
+            raise ValueError("max_volume_ratio must be above 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

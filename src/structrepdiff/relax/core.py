@@ -1,0 +1,99 @@
+"""Relax one crystal: FIRE on positions and cell, with guards that turn failures into reasons."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Structure
+
+from structrepdiff.relax.config import RelaxConfig
+from structrepdiff.relax.potential import MAX_Z, corrected_energy
+
+
+@dataclass(frozen=True)
+class RelaxResult:
+    """Outcome of one relaxation.
+
+    ``structure`` is the relaxed crystal, or None when the crystal was not relaxed or the
+    relaxation diverged (then ``reason`` says why). Energies are eV/atom on the MP2020 scale;
+    ``rmsd`` (Å) is the root-mean-square displacement of the atoms between input and relaxed
+    crystal, fractional displacements wrapped to the nearest image and expressed in the
+    relaxed cell; ``volume_ratio`` is relaxed / input volume.
+    """
+
+    status: str  # "converged", "not_converged", "diverged", "rejected" or "failed"
+    structure: Structure | None
+    energy_before: float | None = None
+    energy_after: float | None = None
+    steps: int = 0
+    rmsd: float | None = None
+    volume_ratio: float | None = None
+    reason: str = ""
+
+
+def precheck(structure: Structure, config: RelaxConfig) -> str:
+    """Why ``structure`` cannot be relaxed with ``config`` ("" when it can)."""
+    z = [site.specie.Z for site in structure]
+    bad = sorted({structure[i].specie.symbol for i, zi in enumerate(z)
+                  if zi > MAX_Z[config.potential]})  # fmt: skip
+    if bad:
+        return f"element {', '.join(bad)} outside {config.potential}'s range"
+    if structure.volume < 1e-3:
+        return f"degenerate cell (volume {structure.volume:.2g} Å³)"
+    if len(structure) > 1:
+        d = structure.distance_matrix + np.eye(len(structure)) * 1e9
+        if d.min() < config.min_distance:
+            return f"atoms {d.min():.2f} Å apart (< {config.min_distance} Å)"
+    return ""
+
+
+def _rmsd(before: Structure, after: Structure) -> float:
+    df = after.frac_coords - before.frac_coords
+    df -= np.round(df)
+    cart = df @ after.lattice.matrix
+    return float(np.sqrt((cart**2).sum(axis=1).mean()))
+
+
+def _divergence(result_energy: float, before: Structure, after: Structure,
+                config: RelaxConfig) -> str:  # fmt: skip
+    if not np.isfinite(result_energy) or result_energy < config.energy_floor:
+        return f"diverged: energy {result_energy:.3g} eV/atom below {config.energy_floor}"
+    ratio = after.volume / before.volume
+    if not np.isfinite(ratio) or not 1 / config.max_volume_ratio < ratio < config.max_volume_ratio:
+        return f"diverged: volume changed {ratio:.3g}×"
+    return ""
+
+
+def relax_structure(structure: Structure, calculator, config: RelaxConfig | None = None
+                    ) -> RelaxResult:  # fmt: skip
+    """Relax ``structure`` with an ASE ``calculator`` (see `load_calculator`); never raises
+    for a bad crystal, whose result carries the reason instead."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    config = config or RelaxConfig()
+    why = precheck(structure, config)
+    if why:
+        return RelaxResult("rejected", None, reason=why)
+    n = len(structure)
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator
+    try:
+        e0 = corrected_energy(config.potential, structure, float(atoms.get_potential_energy())) / n
+        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+        with contextlib.redirect_stdout(io.StringIO()):
+            converged = bool(opt.run(fmax=config.fmax, steps=config.max_steps))
+        relaxed = AseAtomsAdaptor.get_structure(atoms)
+        e1 = corrected_energy(config.potential, relaxed, float(atoms.get_potential_energy())) / n
+    except Exception as exc:  # the potential is third-party code: any failure is a reason
+        return RelaxResult("failed", None, reason=f"{type(exc).__name__}: {exc}")
+    steps = int(opt.get_number_of_steps())
+    div = _divergence(e1, structure, relaxed, config)
+    if div:
+        return RelaxResult("diverged", None, e0, e1, steps, reason=div)
+    return RelaxResult("converged" if converged else "not_converged", relaxed, e0, e1, steps,
+                       _rmsd(structure, relaxed), relaxed.volume / structure.volume)  # fmt: skip

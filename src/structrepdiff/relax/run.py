@@ -1,0 +1,173 @@
+"""File-level relaxation: any predictions `load_predictions` reads -> relaxed CIFs,
+``relaxed.extxyz`` and ``summary.csv`` in one folder.
+
+Rows are written as crystals finish (CIF atomically, one flushed CSV row each), so a stopped
+run resumes: ids already in summary.csv are not redone. ``relaxed.extxyz`` is rebuilt from
+the finished CIFs at the end of every run. ``workers`` > 1 spreads crystals over processes,
+each loading the potential once, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from structrepdiff.data.atomic import atomic_write
+from structrepdiff.data.predictions import Prediction, load_predictions
+from structrepdiff.reconstruct.run import read_summary, safe_name
+from structrepdiff.relax.config import RelaxConfig
+from structrepdiff.relax.core import RelaxResult, relax_structure
+from structrepdiff.relax.potential import potential_version
+
+FIELDS = ("id", "status", "energy_before", "energy_after", "steps", "converged", "rmsd",
+          "volume_ratio", "seconds", "reason", "cif")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RelaxJob:
+    """One `structrepdiff relax` run."""
+
+    pred: Path
+    out: Path
+    config: RelaxConfig = field(default_factory=RelaxConfig)
+    workers: int = 1
+    limit: int | None = None
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RelaxSummary:
+    counts: dict[str, int]
+    done_before: int
+    seconds: float
+    out: Path
+
+
+_CALC = None  # the potential of this worker process
+
+
+def _init_worker(config: RelaxConfig) -> None:
+    global _CALC
+    import torch
+
+    from structrepdiff.relax.potential import load_calculator
+
+    torch.set_num_threads(1)
+    _CALC = load_calculator(config.potential, config.device)
+
+
+def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, float]:
+    pred, config = task
+    t0 = time.perf_counter()
+    if pred.structure is None:
+        res = RelaxResult("failed", None, reason=f"no input crystal ({pred.reason})")
+    else:
+        res = relax_structure(pred.structure, _CALC, config)
+    return pred.id, res, time.perf_counter() - t0
+
+
+def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, summary = out / "relax_config.json", out / "summary.csv"
+    settings = {"config": job.config.to_dict(), "pred": str(job.pred),
+                "potential_version": potential_version(job.config.potential)}  # fmt: skip
+    if job.force:
+        summary.unlink(missing_ok=True)
+    elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
+        raise FileExistsError(f"{out} holds a relaxation with other settings ({cfg_path}); "
+                              "use another --out or --force to start over")  # fmt: skip
+    atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
+    return read_summary(summary)
+
+
+def _results(tasks: list, job: RelaxJob) -> Iterator[tuple[str, RelaxResult, float]]:
+    if job.workers <= 1:
+        _init_worker(job.config)
+        yield from map(_relax_one, tasks)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(job.workers, initializer=_init_worker, initargs=(job.config,)) as pool:
+        yield from pool.imap_unordered(_relax_one, tasks)
+
+
+def _row(rid: str, res: RelaxResult, seconds: float, cif: str) -> dict[str, str]:
+    def f(x, fmt=".6f"):
+        return "" if x is None else format(x, fmt)
+
+    return {"id": rid, "status": res.status, "energy_before": f(res.energy_before),
+            "energy_after": f(res.energy_after), "steps": str(res.steps),
+            "converged": str(int(res.status == "converged")), "rmsd": f(res.rmsd, ".4f"),
+            "volume_ratio": f(res.volume_ratio, ".4f"), "seconds": f"{seconds:.3f}",
+            "reason": res.reason, "cif": cif}  # fmt: skip
+
+
+def write_extxyz(out: Path) -> int:
+    """Rebuild ``out/relaxed.extxyz`` (atomically) from the CIFs named in summary.csv; returns
+    the number of frames. Each frame carries its id and relaxed energy in ``info``."""
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from structrepdiff.data.io import parse_cif
+
+    frames = []
+    for rid, r in read_summary(out / "summary.csv").items():
+        if r.get("cif"):
+            atoms = AseAtomsAdaptor.get_atoms(parse_cif((out / r["cif"]).read_text()))
+            atoms.info.update(id=rid, energy_per_atom=float(r["energy_after"]))
+            frames.append(atoms)
+    atomic_write(out / "relaxed.extxyz", lambda p: write(p, frames, format="extxyz"),
+                 force=True, suffix=".extxyz")  # fmt: skip
+    return len(frames)
+
+
+def unique_ids(preds: list[Prediction]) -> list[Prediction]:
+    """``preds`` with a repeated id renamed ``<id>~<k>`` (k = 2, 3, …) and the renaming noted
+    in its reason, so no crystal overwrites another's file or row."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in preds:
+        k = seen[p.id] = seen.get(p.id, 0) + 1
+        if k > 1:
+            note = f"duplicate id {p.id!r} renamed"
+            p = Prediction(f"{p.id}~{k}", p.structure, f"{p.reason}; {note}" if p.reason else note)
+        out.append(p)
+    return out
+
+
+def run_relax(job: RelaxJob) -> RelaxSummary:
+    """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv``."""
+    t0 = time.perf_counter()
+    done = _prepare(job)
+    preds = load_predictions(job.pred)[: job.limit] if job.limit else load_predictions(job.pred)
+    tasks = [(p, job.config) for p in unique_ids(preds) if p.id not in done]
+    out, counts = Path(job.out), {}
+    new = not (out / "summary.csv").exists() or (out / "summary.csv").stat().st_size == 0
+    with open(out / "summary.csv", "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        bar = tqdm(total=len(tasks), disable=not job.progress, desc="relax", unit="crystal")
+        for rid, res, sec in _results(tasks, job):
+            cif = ""
+            if res.structure is not None:
+                cif = f"{safe_name(rid)}.cif"
+                atomic_write(out / cif, lambda p, s=res.structure: s.to(filename=str(p),
+                             fmt="cif"), force=True, suffix=".cif")  # fmt: skip
+            writer.writerow(_row(rid, res, sec, cif))
+            fh.flush()
+            counts[res.status] = counts.get(res.status, 0) + 1
+            bar.update(1)
+            bar.set_postfix(counts)
+        bar.close()
+    write_extxyz(out)
+    return RelaxSummary(counts, len(done), time.perf_counter() - t0, out)

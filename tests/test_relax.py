@@ -1,0 +1,153 @@
+"""Relaxation (issue #13): guards, resumable file runs, and CHGNet on a rattled crystal.
+
+ASE's EMT potential stands in for a universal potential where the test is about our code
+(guards, rows, resume); the CHGNet test needs the `mlip` extra and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from structrepdiff.cli.main import main
+from structrepdiff.relax import RelaxConfig, relax_structure
+from structrepdiff.relax import potential as potential_mod
+
+
+def rattled_cu(seed: int = 0, amount: float = 0.15) -> Structure:
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(amount, seed=seed)
+    return AseAtomsAdaptor.get_structure(atoms)
+
+
+class Exploding(Calculator):
+    """Energy that falls without bound: what a diverging potential reports."""
+
+    implemented_properties = ("energy", "forces", "stress")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        n = len(self.atoms)
+        self.results = {"energy": -1e13 * n, "forces": np.ones((n, 3)) * 50.0,
+                        "stress": np.zeros(6)}  # fmt: skip
+
+
+def test_emt_relaxation_lowers_energy_and_meets_fmax():
+    s = rattled_cu()
+    res = relax_structure(s, EMT(), RelaxConfig(fmax=0.05, max_steps=500))
+    assert res.status == "converged", res.reason
+    assert res.energy_after < res.energy_before
+    atoms = AseAtomsAdaptor.get_atoms(res.structure)
+    atoms.calc = EMT()
+    assert np.abs(atoms.get_forces()).max() < 0.05 * 1.01
+    assert res.rmsd > 0.05 and res.steps > 0
+
+
+def test_rejected_crystals_never_reach_the_potential():
+    close = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])
+    res = relax_structure(close, None, RelaxConfig(min_distance=0.5))
+    assert res.status == "rejected" and "0.20 Å apart" in res.reason
+    heavy = Structure(Lattice.cubic(4.0), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    res = relax_structure(heavy, None, RelaxConfig())
+    assert res.status == "rejected" and "Am outside chgnet" in res.reason
+
+
+def test_divergence_is_a_reason_not_a_result():
+    res = relax_structure(rattled_cu(), Exploding(), RelaxConfig(max_steps=5))
+    assert res.status == "diverged" and res.structure is None
+    assert "below -20" in res.reason
+
+
+def test_config_refuses_nonsense():
+    with pytest.raises(ValueError, match="potential"):
+        RelaxConfig(potential="mace")
+    with pytest.raises(ValueError):
+        RelaxConfig(fmax=0)
+
+
+def _cif_folder(tmp_path, n=3):
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    for k in range(n):
+        rattled_cu(seed=k).to(filename=str(folder / f"cu{k}.cif"))
+    Structure(Lattice.cubic(4.0), ["Cu", "Cu"], [[0, 0, 0], [0.01, 0, 0]]).to(
+        filename=str(folder / "overlap.cif")
+    )
+    return folder
+
+
+def test_relax_cli_writes_rows_and_resumes(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_load(name, device="cpu"):
+        calls.append(name)
+        return EMT()
+
+    monkeypatch.setattr(potential_mod, "load_calculator", fake_load)
+    pred, out = _cif_folder(tmp_path), tmp_path / "out"
+    args = ["relax", "--pred", str(pred), "--out", str(out), "--no-progress", "--fmax", "0.05"]
+    assert main([*args, "--limit", "2"]) == 0
+    rows = list(csv.DictReader((out / "summary.csv").read_text().splitlines()))
+    assert [r["id"] for r in rows] == ["cu0", "cu1"]
+    assert main(args) == 0
+    rows = {r["id"]: r for r in csv.DictReader((out / "summary.csv").read_text().splitlines())}
+    assert sorted(rows) == ["cu0", "cu1", "cu2", "overlap"]  # nothing redone, nothing lost
+    assert rows["overlap"]["status"] == "rejected" and rows["overlap"]["cif"] == ""
+    for k in range(3):
+        r = rows[f"cu{k}"]
+        assert float(r["energy_after"]) < float(r["energy_before"])
+        assert (out / r["cif"]).exists()
+    from ase.io import read
+
+    frames = read(out / "relaxed.extxyz", index=":")
+    assert sorted(f.info["id"] for f in frames) == ["cu0", "cu1", "cu2"]
+    assert main([*args, "--fmax", "0.2"]) == 2  # other settings in the same --out: refused
+
+
+def test_chgnet_relaxes_rattled_nacl():
+    pytest.importorskip("chgnet")
+    from chgnet.model import CHGNet  # noqa: F401
+
+    atoms = bulk("NaCl", "rocksalt", a=5.8, cubic=True)
+    atoms.rattle(0.1, seed=1)
+    s = AseAtomsAdaptor.get_structure(atoms)
+    calc = potential_mod.load_calculator("chgnet")
+    res = relax_structure(s, calc, RelaxConfig(fmax=0.1, max_steps=300))
+    assert res.status == "converged", res.reason
+    assert res.energy_after < res.energy_before
+    relaxed = AseAtomsAdaptor.get_atoms(res.structure)
+    relaxed.calc = calc
+    assert np.abs(relaxed.get_forces()).max() < 0.1 * 1.05
+
+
+def test_relax_reads_a_reconstruction_folder(tmp_path, monkeypatch):
+    """A `reconstruct` / `generate` folder is a valid --pred: every row, with or without a CIF,
+    gets a relaxation row (EMT stands in; elements it lacks become a recorded failure)."""
+    from structrepdiff.relax.run import RelaxJob, run_relax
+
+    monkeypatch.setattr(potential_mod, "load_calculator", lambda name, device="cpu": EMT())
+    rec = tmp_path / "gen"
+    rec.mkdir()
+    rattled_cu().to(filename=str(rec / "a.cif"))
+    Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(rec / "b.cif")
+    )
+    (rec / "summary.csv").write_text(
+        "id,status,loss,converged,steps,seconds,reason,cif\n"
+        "a,not_converged,1.0e-02,0,10,0.1,,a.cif\n"
+        "b,not_converged,1.0e-02,0,10,0.1,,b.cif\n"
+        "c,rejected,,,,,zero atoms,\n")  # fmt: skip
+    s = run_relax(RelaxJob(rec, rec / "relaxed", RelaxConfig(), progress=False))
+    rows = {r["id"]: r for r in csv.DictReader((rec / "relaxed/summary.csv").read_text()
+                                                .splitlines())}  # fmt: skip
+    assert rows["a"]["status"] in ("converged", "not_converged") and rows["a"]["cif"]
+    assert rows["b"]["status"] == "failed" and rows["b"]["reason"]  # EMT has no Cs
+    assert rows["c"]["status"] == "failed" and "zero atoms" in rows["c"]["reason"]
+    assert sum(s.counts.values()) == 3
