@@ -1,0 +1,77 @@
+"""Energy above hull and S.U.N. rates against hand computations (issue #13)."""
+
+from __future__ import annotations
+
+import pytest
+from pymatgen.core import Composition
+
+from structrepdiff.evaluate.hull import HullPoint, ReferenceHull, elemental_mu, sun_rates
+
+
+def toy_hull() -> ReferenceHull:
+    """Na-Cl toy system: μ_Na = -1, μ_Cl = -2 eV/atom; NaCl at E_form -0.5 eV/atom is on the
+    hull, NaCl3 at -0.1 lies above the NaCl-Cl tie line (-0.25 at x_Cl = 3/4)."""
+    mu = {"Na": -1.0, "Cl": -2.0}  # real element symbols; pymatgen needs them
+    return ReferenceHull(mu, [HullPoint("NaCl", -0.5, "toy"), HullPoint("NaCl3", -0.1, "toy")])
+
+
+def energy_per_atom(comp: str, e_form: float, mu=None) -> float:
+    mu = mu or {"Na": -1.0, "Cl": -2.0}
+    frac = Composition(comp).fractional_composition
+    return e_form + sum(x * mu[str(el)] for el, x in frac.items())
+
+
+def test_hull_member_is_on_the_hull_and_a_strained_copy_above_it():
+    hull = toy_hull()
+    on = hull.e_above_hull(Composition("NaCl"), energy_per_atom("NaCl", -0.5))
+    assert on.ok and on.value == pytest.approx(0.0, abs=1e-9)
+    strained = hull.e_above_hull(Composition("Na2Cl2"), energy_per_atom("NaCl", -0.5) + 0.07)
+    assert strained.value == pytest.approx(0.07)
+    below = hull.e_above_hull(Composition("NaCl"), energy_per_atom("NaCl", -0.6))
+    assert below.value == pytest.approx(-0.1)  # negative: below the reference hull
+
+
+def test_e_above_hull_between_phases_matches_the_tie_line():
+    # NaCl3 (x_Cl = 3/4): hull = halfway between NaCl (-0.5) and Cl (0) → -0.25 eV/atom;
+    # a crystal at E_form -0.1 sits 0.15 above it.
+    hull = toy_hull()
+    r = hull.e_above_hull(Composition("NaCl3"), energy_per_atom("NaCl3", -0.1))
+    assert r.value == pytest.approx(0.15)
+    # Na2Cl (x_Cl = 1/3): between Na (0) and NaCl (-0.5): hull at -1/3.
+    r = hull.e_above_hull(Composition("Na2Cl"), energy_per_atom("Na2Cl", 0.0))
+    assert r.value == pytest.approx(1 / 3)
+
+
+def test_missing_elemental_reference_is_a_reason():
+    r = toy_hull().e_above_hull(Composition("NaF"), -3.0)
+    assert not r.ok and "no elemental reference for F" in r.reason
+
+
+def test_elemental_mu_takes_the_lowest_energy_and_ignores_compounds():
+    mu = elemental_mu([(Composition("Na2"), -1.0), (Composition("Na"), -1.2),
+                       (Composition("NaCl"), -9.0), (Composition("Cl4"), -1.8)])  # fmt: skip
+    assert mu == {"Na": -1.2, "Cl": -1.8}
+
+
+def test_save_load_round_trip(tmp_path):
+    hull = toy_hull()
+    hull.provenance = {"potential": "toy"}
+    hull.save(tmp_path / "hull.json")
+    back = ReferenceHull.load(tmp_path / "hull.json")
+    assert back.mu == hull.mu and back.points == hull.points and back.provenance == hull.provenance
+
+
+def test_sun_rates_by_hand():
+    # 5 crystals: E_hull, unique, novel
+    e = [-0.01, 0.05, 0.2, None, 0.0]
+    u = [True, True, True, True, False]
+    v = [True, False, True, True, True]
+    r = sun_rates(e, u, v)
+    assert r.n == 5 and r.n_with_e_hull == 4
+    assert r.stable_pct == pytest.approx(60.0)  # -0.01, 0.05, 0.0
+    assert r.strict_stable_pct == pytest.approx(40.0)  # -0.01, 0.0
+    assert r.sun_pct == pytest.approx(20.0)  # only the first is stable, unique and novel
+    assert r.sun_strict_pct == pytest.approx(20.0)
+    assert r.mean_e_hull == pytest.approx((-0.01 + 0.05 + 0.2 + 0.0) / 4)
+    with pytest.raises(ValueError):
+        sun_rates([0.0], [True, False], [True])
