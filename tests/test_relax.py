@@ -149,5 +149,5 @@ def test_relax_reads_a_reconstruction_folder(tmp_path, monkeypatch):
                                                 .splitlines())}  # fmt: skip
     assert rows["a"]["status"] in ("converged", "not_converged") and rows["a"]["cif"]
     assert rows["b"]["status"] == "failed" and rows["b"]["reason"]  # EMT has no Cs
-    assert rows["c"]["status"] == "failed" and "zero atoms" in rows["c"]["reason"]
+    assert rows["c"]["status"] == "rejected" and "zero atoms" in rows["c"]["reason"]
     assert sum(s.counts.values()) == 3

@@ -67,7 +67,7 @@ def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, 
     pred, config = task
     t0 = time.perf_counter()
     if pred.structure is None:
-        res = RelaxResult("failed", None, reason=f"no input crystal ({pred.reason})")
+        res = RelaxResult("rejected", None, reason=f"no input crystal ({pred.reason})")
     else:
         res = relax_structure(pred.structure, _CALC, config)
     return pred.id, res, time.perf_counter() - t0
