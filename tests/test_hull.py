@@ -42,6 +42,17 @@ def test_e_above_hull_between_phases_matches_the_tie_line():
     assert r.value == pytest.approx(1 / 3)
 
 
+def test_leaving_a_crystal_out_of_its_own_reference():
+    hull = ReferenceHull(
+        {"Na": -1.0, "Cl": -2.0},
+        [HullPoint("NaCl", -0.5, "toy", id="a"), HullPoint("NaCl", -0.4, "", "b")],
+    )
+    e = energy_per_atom("NaCl", -0.45)
+    assert hull.e_above_hull(Composition("NaCl"), e).value == pytest.approx(0.05)
+    assert hull.e_above_hull(Composition("NaCl"), e, exclude={"a"}).value == pytest.approx(-0.05)
+    assert hull.e_above_hull(Composition("NaCl"), e).value == pytest.approx(0.05)  # cache intact
+
+
 def test_missing_elemental_reference_is_a_reason():
     r = toy_hull().e_above_hull(Composition("NaF"), -3.0)
     assert not r.ok and "no elemental reference for F" in r.reason

@@ -31,11 +31,13 @@ STABLE_THRESHOLD = 0.1  # eV/atom (MatterGen's "stable")
 
 @dataclass(frozen=True)
 class HullPoint:
-    """One reference point: reduced formula, formation energy (eV/atom), where it came from."""
+    """One reference point: formula, formation energy (eV/atom), where it came from, and the
+    id of the crystal it stands for (so a crystal can be left out of its own reference)."""
 
     formula: str
     e_form: float
     source: str = ""
+    id: str = ""
 
 
 @dataclass
@@ -55,25 +57,35 @@ class ReferenceHull:
             return fail(f"no elemental reference for {', '.join(missing)}")
         return Result(energy_per_atom - sum(x * self.mu[str(el)] for el, x in comp.items()))
 
-    def _diagram(self, system: frozenset[str]) -> PhaseDiagram:
-        if system not in self._cache:
-            entries = [PDEntry(Composition(el), 0.0) for el in system]
-            for p in self.points:
-                comp = Composition(p.formula)
-                if {str(el) for el in comp} <= system:
-                    entries.append(PDEntry(comp, p.e_form * comp.num_atoms))
-            self._cache[system] = PhaseDiagram(entries)
-        return self._cache[system]
+    def _elements(self) -> list[frozenset[str]]:
+        if "_elements" not in self._cache:
+            self._cache["_elements"] = [frozenset(str(el) for el in Composition(p.formula))
+                                        for p in self.points]  # fmt: skip
+        return self._cache["_elements"]
 
-    def e_above_hull(self, composition: Composition, energy_per_atom: float) -> Result:
+    def _diagram(self, system: frozenset[str], exclude: frozenset[str]) -> PhaseDiagram:
+        key = (system, exclude)
+        if key not in self._cache:
+            entries = [PDEntry(Composition(el), 0.0) for el in system]
+            for p, els in zip(self.points, self._elements(), strict=True):
+                if els <= system and p.id not in exclude:
+                    comp = Composition(p.formula)
+                    entries.append(PDEntry(comp, p.e_form * comp.num_atoms))
+            if exclude:  # leave-one-out diagrams are used once: keep only the shared ones
+                return PhaseDiagram(entries)
+            self._cache[key] = PhaseDiagram(entries)
+        return self._cache[key]
+
+    def e_above_hull(self, composition: Composition, energy_per_atom: float,
+                     exclude: frozenset[str] = frozenset()) -> Result:  # fmt: skip
         """E_hull (eV/atom; negative below the hull) of a crystal of ``composition`` with the
-        given energy per atom, or a reason."""
+        given energy per atom, or a reason; points whose id is in ``exclude`` are left out."""
         ef = self.formation_energy(composition, energy_per_atom)
         if not ef.ok:
             return ef
         comp = Composition(composition)
         try:
-            pd = self._diagram(frozenset(str(el) for el in comp))
+            pd = self._diagram(frozenset(str(el) for el in comp), frozenset(exclude))
             entry = PDEntry(comp, ef.value * comp.num_atoms)
             _, e = pd.get_decomp_and_e_above_hull(entry, allow_negative=True)
             return Result(float(e))
