@@ -86,3 +86,63 @@ def test_sun_rates_by_hand():
     assert r.mean_e_hull == pytest.approx((-0.01 + 0.05 + 0.2 + 0.0) / 4)
     with pytest.raises(ValueError):
         sun_rates([0.0], [True, False], [True])
+
+
+def test_evaluate_stability_by_hand(tmp_path):
+    """Three relaxed crystals against the Na-Cl toy hull: NaCl on the hull but also in the
+    training split (not novel), NaCl3 0.15 above, Na2Cl 0.05 above (S.U.N. at 0.1); plus a
+    row that was never relaxed."""
+    import json
+
+    import pandas as pd
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    from structrepdiff.cli.main import main
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na"] * 4 + ["Cl"] * 4,
+                     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                      [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]])  # fmt: skip
+    nacl3 = Structure(Lattice.cubic(4.0), ["Na", "Cl", "Cl", "Cl"],
+                      [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    na2cl = Structure(Lattice.cubic(4.4), ["Na", "Na", "Cl"],
+                      [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0.5, 0.5]])  # fmt: skip
+    pred = tmp_path / "relaxed"
+    pred.mkdir()
+    lines = ["id,status,energy_before,energy_after,steps,converged,rmsd,volume_ratio,seconds,"
+             "reason,cif"]  # fmt: skip
+    for rid, s, ef in (("a", nacl, -0.5), ("b", nacl3, -0.1), ("c", na2cl, -1 / 3 + 0.05)):
+        s.to(filename=str(pred / f"{rid}.cif"))
+        e = energy_per_atom(s.composition.formula, ef)
+        lines.append(f"{rid},converged,0,{e},10,1,0.1,1.0,1.0,,{rid}.cif")
+    lines.append("d,rejected,,,0,0,,,0,atoms 0.10 Å apart (< 0.5 Å),")
+    (pred / "summary.csv").write_text("\n".join(lines) + "\n")
+    toy_hull().save(tmp_path / "hull.json")
+    data = tmp_path / "data" / "mp_20"
+    data.mkdir(parents=True)
+    pd.DataFrame({"material_id": ["t-1"], "cif": [str(CifWriter(nacl))]}).to_csv(
+        data / "val.csv", index=False
+    )
+    args = [
+        "evaluate",
+        "stability",
+        "--pred",
+        str(pred),
+        "--dataset",
+        "mp_20",
+        "--hull",
+        str(tmp_path / "hull.json"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    m = json.loads((pred / "evaluation_stability" / "metrics.json").read_text())
+    assert m["n"] == 4 and m["n_with_e_hull"] == 3 and m["novelty_splits"] == ["val"]
+    assert m["stable_pct"] == pytest.approx(50.0)  # a (0) and c (0.05) of 4
+    assert m["strict_stable_pct"] == pytest.approx(25.0)  # a only
+    assert m["sun_pct"] == pytest.approx(25.0)  # c: a is in val, b is not stable
+    assert m["sun_strict_pct"] == pytest.approx(0.0)
+    assert m["mean_e_hull"] == pytest.approx((0 + 0.15 + 0.05) / 3, abs=1e-6)
+    assert m["reasons"] == {"not relaxed": 1}
+    assert main(args) == 2  # metrics.json exists: needs --force

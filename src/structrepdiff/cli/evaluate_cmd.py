@@ -1,4 +1,4 @@
-"""`structrepdiff evaluate generation|reconstruction`: score crystals from any model."""
+"""`structrepdiff evaluate generation|reconstruction|stability`: score crystals from any model."""
 
 from __future__ import annotations
 
@@ -39,6 +39,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         "invalid predictions as non-matches (CDVAE); match_rate_any does not.",
     )
     _common(rec)
+    st = modes.add_parser(
+        "stability",
+        help="energy above hull, stability and S.U.N. of relaxed crystals",
+        description="Reads the output folder of `structrepdiff relax` and a reference hull "
+        "(JSON, e.g. from benchmarks/hull_validation.py); stable at E_hull < --threshold and "
+        "at E_hull <= 0; novelty against every available split of the dataset.",
+    )
+    st.add_argument("--pred", required=True, type=Path, help="output folder of `relax`")
+    st.add_argument("--dataset", required=True, help="mp_20, perov_5 or carbon_24")
+    st.add_argument("--hull", required=True, type=Path, help="reference hull JSON")
+    st.add_argument("--novelty-splits", nargs="+", default=[],
+                    help="splits for novelty (default: every split present)")  # fmt: skip
+    st.add_argument("--threshold", type=float, default=0.1, help="stable below this, eV/atom")
+    st.add_argument("--out", type=Path, help="output folder (default: PRED/evaluation_stability)")
+    st.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
+    st.add_argument("--workers", type=int, default=1, help="novelty processes")
+    st.add_argument("--force", action="store_true", help="overwrite an existing metrics.json")
+    st.add_argument("--no-progress", action="store_true")
+    st.set_defaults(func=run_stability)
+
+
+def run_stability(args: argparse.Namespace) -> int:
+    from structrepdiff.evaluate.stability import StabilityConfig, evaluate_stability
+
+    cfg = StabilityConfig(pred=args.pred, dataset=args.dataset, hull=args.hull, out=args.out,
+                          data_dir=args.data_dir, novelty_splits=tuple(args.novelty_splits),
+                          threshold=args.threshold, workers=args.workers, force=args.force,
+                          progress=not args.no_progress)  # fmt: skip
+    m = evaluate_stability(cfg)
+    mean = "–" if m["mean_e_hull"] is None else f"{m['mean_e_hull']:.3f}"
+    print(f"{m['n']} crystals ({m['n_with_e_hull']} with E_hull): stable "
+          f"{m['stable_pct']:.1f} % (strict {m['strict_stable_pct']:.1f} %), S.U.N. "
+          f"{m['sun_pct']:.1f} % (strict {m['sun_strict_pct']:.1f} %), mean E_hull {mean} "
+          f"eV/atom -> {cfg.out_dir()}")  # fmt: skip
+    return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
