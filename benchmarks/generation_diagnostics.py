@@ -38,7 +38,7 @@ import torch
 from pymatgen.core import Structure
 
 from generation import templates_file  # benchmarks/ is on sys.path when run as a script
-from structrepdiff.data.io import load_split
+from structrepdiff.data.io import load_split, parse_cif
 from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
@@ -122,10 +122,16 @@ def score(work: Path, clean: dict[str, Structure], threshold: float) -> dict:
         rows = list(csv.DictReader(fh))
     loss = np.array([float(r["loss"]) for r in rows if r["loss"] not in ("", "nan")])
     matcher, p1, valid, matched, n_sg, n_clean = reconstruction_matcher(), 0, 0, 0, 0, 0
+    unreadable = 0
     for r in rows:
         if not r.get("cif"):
             continue
-        s = Structure.from_file(work / r["cif"])
+        try:
+            s = parse_cif((work / r["cif"]).read_text())
+        except ValueError:  # an unreadable CIF (e.g. a collapsed cell) is an invalid crystal
+            unreadable += 1
+            n_clean += r["id"] in clean  # a miss against its clean crystal
+            continue
         valid += bool(structure_validity(s).value)
         sg = space_group(s)
         n_sg += sg.ok
@@ -141,7 +147,8 @@ def score(work: Path, clean: dict[str, Structure], threshold: float) -> dict:
             "mean_loss": float(loss.mean()) if len(loss) else None,
             "converged_pct": 100.0 * float((loss < threshold).sum()) / n,
             "p1_pct": 100.0 * p1 / max(n_sg, 1), "struct_valid_pct": 100.0 * valid / n,
-            "match_clean_pct": 100.0 * matched / n_clean if n_clean else None}  # fmt: skip
+            "match_clean_pct": 100.0 * matched / n_clean if n_clean else None,
+            "n_unreadable_cif": unreadable}  # fmt: skip
 
 
 def main() -> None:

@@ -55,12 +55,15 @@ def test_hull_from_dataset_energies_mu_and_virtual_points(tmp_path, tiny_dataset
     ef_emt = e["CuAu"] - 0.5 * (e["Cu"] + e["Au"])
     pts = {(p.id, p.source): p.e_form for p in hull.points}
     assert pts[("x-2", "chgnet")] == pytest.approx(ef_emt, abs=1e-5)
-    assert pts[("x-2", "dft_virtual")] == pytest.approx(-0.1 - 0.03)
+    assert pts[("x-2:dft_virtual", "dft_virtual")] == pytest.approx(-0.1 - 0.03)
     # hull at CuAu: the lowest of the elements' line (0), its own point and its virtual point
     r = hull.e_above_hull(Composition("CuAu"), e["CuAu"])
     assert r.value == pytest.approx(ef_emt - min(ef_emt, -0.13, 0.0), abs=1e-4)
-    # left out of its own reference only the elements remain: E_hull = its formation energy
+    # its own potential point left out, the virtual point stays: E_hull against DFT's hull
     r = hull.e_above_hull(Composition("CuAu"), e["CuAu"], exclude={"x-2"})
+    assert r.value == pytest.approx(ef_emt - min(-0.13, 0.0), abs=1e-4)
+    # both left out, only the elements remain: E_hull = its formation energy
+    r = hull.e_above_hull(Composition("CuAu"), e["CuAu"], exclude={"x-2", "x-2:dft_virtual"})
     assert r.value == pytest.approx(ef_emt, abs=1e-4)
     assert hull.provenance["elements_without_mu"] == []
 

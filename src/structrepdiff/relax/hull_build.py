@@ -10,7 +10,9 @@ from simple prototypes (ASE's reference state where `ase.build.bulk` builds it, 
 bcc) — an upper bound on the true μ, recorded in the provenance.
 
 Potential energies are single points of the dataset's DFT-relaxed structures, cached in
-``<cache>/<dataset>_<potential>_energies.csv`` row by row (resumable).
+``<cache>/<dataset>_<potential>_energies.csv`` row by row (resumable). A crystal's potential
+point carries its id, its virtual point ``<id>:dft_virtual`` (`virtual_id`), so either can be
+left out of a hull.
 """
 
 from __future__ import annotations
@@ -151,6 +153,11 @@ def prototype_mu(element: str, calculator, config: RelaxConfig) -> float | None:
     return best
 
 
+def virtual_id(crystal_id: str) -> str:
+    """Id of a crystal's virtual DFT point (its potential point has the crystal's own id)."""
+    return f"{crystal_id}:dft_virtual"
+
+
 def build_reference_hull(dataset: str, calculator, config: RelaxConfig, cache: Path,
                          splits: Sequence[str] = ("val", "test"), data_dir=None,
                          elements: Sequence[str] | None = None,
@@ -179,7 +186,7 @@ def build_reference_hull(dataset: str, calculator, config: RelaxConfig, cache: P
         points.append(HullPoint(r["formula"], e_form, config.potential, r["id"]))
         if r["e_form_dft"] and r["e_hull_dft"]:
             points.append(HullPoint(r["formula"], float(r["e_form_dft"]) - float(r["e_hull_dft"]),
-                                    "dft_virtual", r["id"]))  # fmt: skip
+                                    "dft_virtual", virtual_id(r["id"])))  # fmt: skip
     provenance = {"dataset": dataset, "splits": list(splits),
                   "potential": potential_version(config.potential),
                   "energies": "single points of the dataset's DFT-relaxed structures",
