@@ -52,6 +52,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="mp_20")
     ap.add_argument("--splits", nargs="+", default=["val", "test"])
+    ap.add_argument("--fit-splits", nargs="*", default=["val"],
+                    help="splits μ is fitted on (none: μ from elemental crystals); the test "
+                         "crystals scored here stay out of the fit")  # fmt: skip
     ap.add_argument("--num", type=int, default=500, help="seeded test crystals to score")
     ap.add_argument("--potential", default="chgnet")
     ap.add_argument("--seed", type=int, default=0)
@@ -64,12 +67,15 @@ def main() -> None:
     cfg = RelaxConfig(potential=a.potential)
     calc = load_calculator(cfg.potential, cfg.device)
     t0 = time.perf_counter()
+    fit = "_".join(a.fit_splits) or "nofit"
     hull_path = a.cache / f"{a.dataset}_{cfg.potential}_hull.json"
-    if hull_path.exists():
+    if hull_path.exists() and ReferenceHull.load(hull_path).provenance.get("fit") == fit:
         hull = ReferenceHull.load(hull_path)
     else:
         hull = build_reference_hull(a.dataset, calc, cfg, a.cache, a.splits, a.data_dir,
+                                    fit_splits=a.fit_splits,
                                     progress=not a.no_progress)  # fmt: skip
+        hull.provenance["fit"] = fit
         hull.save(hull_path)
     t_build = time.perf_counter() - t0
     rows = [r for r in dataset_energies(a.dataset, ["test"], calc, cfg, a.cache, a.data_dir,
@@ -109,7 +115,7 @@ def main() -> None:
               "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": "2 vCPU, 1 torch thread"}  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = a.out / f"{a.dataset}_{cfg.potential}"
+    stem = a.out / f"{a.dataset}_{cfg.potential}_fit_{fit}"
     with open(f"{stem}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["id", "formula", "own_point_out", "both_out",
                                            "e_hull_dft", "reason"])  # fmt: skip

@@ -14,7 +14,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifWriter
 
 from structrepdiff.relax.config import RelaxConfig
-from structrepdiff.relax.hull_build import build_reference_hull, dataset_energies
+from structrepdiff.relax.hull_build import build_reference_hull, dataset_energies, fitted_mu
 
 
 class CountingEMT(EMT):
@@ -50,7 +50,8 @@ def test_hull_from_dataset_energies_mu_and_virtual_points(tmp_path, tiny_dataset
     data, e = tiny_dataset
     cfg, cache = RelaxConfig(), tmp_path / "cache"
     hull = build_reference_hull("mp_20", CountingEMT(), cfg, cache, splits=("val",),
-                                data_dir=data, elements=["Cu", "Au"], progress=False)  # fmt: skip
+                                data_dir=data, elements=["Cu", "Au"], fit_splits=(),
+                                progress=False)  # fmt: skip  (no fit: μ from elemental crystals)
     assert hull.mu == pytest.approx({"Cu": e["Cu"], "Au": e["Au"]}, abs=1e-5)  # 6 decimals
     ef_emt = e["CuAu"] - 0.5 * (e["Cu"] + e["Au"])
     pts = {(p.id, p.source): p.e_form for p in hull.points}
@@ -79,3 +80,14 @@ def test_energies_are_cached_and_resumed(tmp_path, tiny_dataset):
     assert sorted(r["id"] for r in again) == ["x-0", "x-1", "x-2"]
     with open(cache / "mp_20_chgnet_energies.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 3
+
+
+def test_fitted_mu_recovers_per_element_offsets():
+    # potential = DFT + 0.3 x_Na − 0.2 x_Cl (+ a DFT μ of −1 / −2): the fit finds μ exactly
+    rows = []
+    for f, ef in (("NaCl", -2.0), ("NaCl3", -1.0), ("Na3Cl", -1.2), ("Na", 0.0)):
+        c = Composition(f).fractional_composition
+        e = ef + c["Na"] * (-1.0 + 0.3) + c["Cl"] * (-2.0 - 0.2)
+        rows.append({"formula": f, "energy_per_atom": str(e), "e_form_dft": str(ef)})
+    mu = fitted_mu(rows)
+    assert mu == pytest.approx({"Na": -0.7, "Cl": -2.2})

@@ -4,10 +4,11 @@ The public splits (val, test) are only part of the data that made the dataset's 
 a hull of their potential energies alone would sit too high. Each dataset crystal therefore
 adds two points: its potential formation energy, and a *virtual* point at its DFT formation
 energy minus its DFT ``e_above_hull`` (the CSV's own hull, restored where the crystals that
-built it are missing). Elemental chemical potentials μ are the lowest potential energy per
-atom among the dataset's elemental crystals; elements of the vocabulary with none are relaxed
-from simple prototypes (ASE's reference state where `ase.build.bulk` builds it, plus fcc and
-bcc) — an upper bound on the true μ, recorded in the provenance.
+built it are missing). Chemical potentials μ are fitted to the DFT formation energies
+(`fitted_mu`), which removes the potential's per-element offset from DFT; an element outside
+the fit takes the lowest energy per atom of its elemental crystals, else of simple prototypes
+relaxed with the potential (ASE's reference state where `ase.build.bulk` builds it, fcc, bcc;
+an upper bound on the true μ). Every source is recorded in the provenance.
 
 Potential energies are single points of the dataset's DFT-relaxed structures, cached in
 ``<cache>/<dataset>_<potential>_energies.csv`` row by row (resumable). A crystal's potential
@@ -158,15 +159,44 @@ def virtual_id(crystal_id: str) -> str:
     return f"{crystal_id}:dft_virtual"
 
 
+def fitted_mu(rows: Sequence[dict]) -> dict[str, float]:
+    """μ_el (eV/atom) that best map the potential onto DFT formation energies: the least-
+    squares solution of E_pot/atom − E_form,DFT = Σ_el x_el μ_el over ``rows`` (those with a
+    DFT formation energy). Elements that occur in no row get no μ."""
+    rows = [r for r in rows if r.get("energy_per_atom") and r.get("e_form_dft")]
+    comps = [Composition(r["formula"]).fractional_composition for r in rows]
+    elements = sorted({str(el) for c in comps for el in c})
+    if not rows:
+        return {}
+    col = {el: j for j, el in enumerate(elements)}
+    X = np.zeros((len(rows), len(elements)))
+    for i, c in enumerate(comps):
+        for el, x in c.items():
+            X[i, col[str(el)]] = x
+    y = np.array([float(r["energy_per_atom"]) - float(r["e_form_dft"]) for r in rows])
+    mu, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return {el: float(mu[col[el]]) for el in elements}
+
+
 def build_reference_hull(dataset: str, calculator, config: RelaxConfig, cache: Path,
                          splits: Sequence[str] = ("val", "test"), data_dir=None,
                          elements: Sequence[str] | None = None,
+                         fit_splits: Sequence[str] | None = None,
                          progress: bool = True) -> ReferenceHull:  # fmt: skip
-    """The reference hull of ``dataset`` (see the module docstring); μ is completed from
-    prototypes for ``elements`` (default: the dataset's vocabulary)."""
+    """The reference hull of ``dataset`` (see the module docstring).
+
+    μ is fitted (`fitted_mu`) on the crystals of ``fit_splits`` (default: all ``splits``),
+    which removes the potential's per-element offset from DFT; elements the fit does not
+    cover take the lowest energy of their elemental crystals, else of relaxed prototypes
+    (for ``elements``, default the dataset's vocabulary)."""
     rows = [r for r in dataset_energies(dataset, splits, calculator, config, cache, data_dir,
                                         progress) if r.get("energy_per_atom")]  # fmt: skip
-    mu = elemental_mu((Composition(r["formula"]), float(r["energy_per_atom"])) for r in rows)
+    fit_on = set(splits if fit_splits is None else fit_splits)
+    mu = fitted_mu([r for r in rows if r["split"] in fit_on])
+    elemental = elemental_mu((Composition(r["formula"]), float(r["energy_per_atom"]))
+                             for r in rows)  # fmt: skip
+    from_elements = {el: e for el, e in elemental.items() if el not in mu}
+    mu.update(from_elements)
     from_prototypes, missing = {}, []
     for el in get_dataset(dataset).elements if elements is None else elements:
         if el not in mu:
@@ -191,6 +221,9 @@ def build_reference_hull(dataset: str, calculator, config: RelaxConfig, cache: P
                   "potential": potential_version(config.potential),
                   "energies": "single points of the dataset's DFT-relaxed structures",
                   "n_crystals": len(rows), "n_points": len(points),
+                  "mu": f"least-squares fit to DFT formation energies of {sorted(fit_on)}; "
+                        "elements outside the fit from elemental crystals or prototypes",
+                  "mu_from_elemental_crystals": from_elements,
                   "mu_from_prototypes": from_prototypes, "elements_without_mu": missing,
                   "lacks": "the train split and the rest of Materials Project: only val/test "
                            "crystals and their DFT hull distances (virtual points)"}  # fmt: skip
