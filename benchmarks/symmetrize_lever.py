@@ -80,8 +80,12 @@ def main() -> None:
         }  # fmt: skip
         print(tol, json.dumps(result[str(tol)]), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"work": str(a.work), "rows": result,
-                                 "note": "tol 0 = the crystals as reconstructed"}, indent=1))
+    a.out.write_text(
+        json.dumps(
+            {"work": str(a.work), "rows": result, "note": "tol 0 = the crystals as reconstructed"},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

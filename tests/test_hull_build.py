@@ -49,9 +49,17 @@ def tiny_dataset(tmp_path):
 def test_hull_from_dataset_energies_mu_and_virtual_points(tmp_path, tiny_dataset):
     data, e = tiny_dataset
     cfg, cache = RelaxConfig(), tmp_path / "cache"
-    hull = build_reference_hull("mp_20", CountingEMT(), cfg, cache, splits=("val",),
-                                data_dir=data, elements=["Cu", "Au"], fit_splits=(),
-                                progress=False)  # fmt: skip  (no fit: μ from elemental crystals)
+    hull = build_reference_hull(
+        "mp_20",
+        CountingEMT(),
+        cfg,
+        cache,
+        splits=("val",),
+        data_dir=data,
+        elements=["Cu", "Au"],
+        fit_splits=(),
+        progress=False,
+    )  # fmt: skip  (no fit: μ from elemental crystals)
     assert hull.mu == pytest.approx({"Cu": e["Cu"], "Au": e["Au"]}, abs=1e-5)  # 6 decimals
     ef_emt = e["CuAu"] - 0.5 * (e["Cu"] + e["Au"])
     pts = {(p.id, p.source): p.e_form for p in hull.points}
