@@ -69,9 +69,8 @@ def main() -> None:
     t0 = time.perf_counter()
     fit = "_".join(a.fit_splits) or "nofit"
     hull_path = a.cache / f"{a.dataset}_{cfg.potential}_hull.json"
-    if hull_path.exists() and ReferenceHull.load(hull_path).provenance.get("fit") == fit:
-        hull = ReferenceHull.load(hull_path)
-    else:
+    hull = ReferenceHull.load(hull_path) if hull_path.exists() else None
+    if hull is None or hull.provenance.get("fit") != fit:
         hull = build_reference_hull(a.dataset, calc, cfg, a.cache, a.splits, a.data_dir,
                                     fit_splits=a.fit_splits,
                                     progress=not a.no_progress)  # fmt: skip

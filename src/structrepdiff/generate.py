@@ -11,7 +11,6 @@ relaxed again.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,12 @@ from pathlib import Path
 from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.features import atomic_write
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.run import ReconstructJob, ReconstructSummary, run_reconstruction
+from structrepdiff.reconstruct.run import (
+    ReconstructJob,
+    ReconstructSummary,
+    run_reconstruction,
+    summary_extxyz,
+)
 from structrepdiff.relax.config import RelaxConfig
 
 
@@ -59,18 +63,8 @@ def check_settings(cfg: GenerateConfig) -> None:
 
 def write_extxyz(out: Path) -> int:
     """generated.extxyz from the CIFs listed in out/summary.csv; returns the frame count."""
-    from ase.io import read, write
-
-    with open(out / "summary.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("cif")]
-    frames = []
-    for r in rows:
-        atoms = read(out / r["cif"])
-        atoms.info.update(id=r["id"], status=r["status"], loss=float(r["loss"]))
-        frames.append(atoms)
-    atomic_write(out / "generated.extxyz", lambda p: write(p, frames, format="extxyz"),
-                 force=True, suffix=".extxyz")  # fmt: skip
-    return len(frames)
+    return summary_extxyz(out, "generated.extxyz", lambda r: {
+        "id": r["id"], "status": r["status"], "loss": float(r["loss"])})  # fmt: skip
 
 
 def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:

@@ -107,6 +107,17 @@ def uniqueness(
 _WORKER: dict[str, Any] = {}  # per-process reference set and matcher (see `_set_reference`)
 
 
+def first_of_class(labels: Sequence[int]) -> list[bool | None]:
+    """Per crystal, whether it is the first of its uniqueness class (None for label -1, no
+    structure): the per-crystal "unique" flag."""
+    seen: set[int] = set()
+    out: list[bool | None] = []
+    for label in labels:
+        out.append(None if label < 0 else label not in seen)
+        seen.add(label)
+    return out
+
+
 def _set_reference(reference: Sequence[Structure | None], matcher: StructureMatcher) -> None:
     _WORKER.update(reference=reference, matcher=matcher, sizes=_Sizes(matcher, reference))
 

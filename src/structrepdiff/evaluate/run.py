@@ -35,7 +35,7 @@ from structrepdiff.evaluate.coverage import (
     coverage,
     nearest_reference_distances,
 )
-from structrepdiff.evaluate.novelty import novelty, uniqueness
+from structrepdiff.evaluate.novelty import first_of_class, novelty, uniqueness
 from structrepdiff.evaluate.parallel import parallel_map
 from structrepdiff.evaluate.properties import property_emd, sample_valid
 from structrepdiff.evaluate.result import count_reasons
@@ -176,10 +176,8 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
     fraction and space-group histogram; adds ``unique`` / ``novel`` to each row."""
     structs = [p.structure for p in preds]
     uni = uniqueness(structs)
-    seen: set[int] = set()
-    for r, label in zip(rows, uni["labels"], strict=True):
-        r["unique"] = None if label < 0 else label not in seen
-        seen.add(label)
+    for r, flag in zip(rows, first_of_class(uni["labels"]), strict=True):
+        r["unique"] = flag
     out: dict[str, Any] = {
         "uniqueness_pct": round(100 * uni["uniqueness"], 4),
         "n_unique": uni["n_unique"],

@@ -23,7 +23,7 @@ from pymatgen.core import Composition
 from structrepdiff.data.io import load_split
 from structrepdiff.data.predictions import load_predictions
 from structrepdiff.evaluate.hull import STABLE_THRESHOLD, ReferenceHull, sun_rates
-from structrepdiff.evaluate.novelty import novelty, uniqueness
+from structrepdiff.evaluate.novelty import first_of_class, novelty, uniqueness
 from structrepdiff.evaluate.result import count_reasons
 from structrepdiff.evaluate.run import versions, write_csv, write_json
 
@@ -106,10 +106,8 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     preds = {p.id: p.structure for p in load_predictions(cfg.pred)}
     per = crystal_rows(rows, preds, hull)
     structs = [preds.get(r["id"]) if r.get("e_hull") is not None else None for r in per]
-    labels, seen = uniqueness(structs)["labels"], set()
-    for r, label in zip(per, labels, strict=True):
-        r["unique"] = None if label < 0 else label not in seen
-        seen.add(label)
+    for r, flag in zip(per, first_of_class(uniqueness(structs)["labels"]), strict=True):
+        r["unique"] = flag
     used, ref = _novelty_reference(cfg)
     flags = novelty(structs, ref, workers=cfg.workers or 1, progress=cfg.progress)["novel"]
     for r, flag in zip(per, flags, strict=True):

@@ -66,21 +66,38 @@ def read_summary(path: Path) -> dict[str, dict[str, str]]:
 
 
 class SummaryWriter:
-    """Appends one row per crystal to summary.csv, flushed at once."""
+    """Appends one row per crystal to summary.csv (columns ``fields``), flushed at once."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fields: tuple[str, ...] = FIELDS):
         new = not path.exists() or path.stat().st_size == 0
+        self.fields = fields
         self.fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
-        self.writer = csv.DictWriter(self.fh, fieldnames=FIELDS)
+        self.writer = csv.DictWriter(self.fh, fieldnames=fields)
         if new:
             self.writer.writeheader()
 
     def write(self, **row) -> None:
-        self.writer.writerow({k: row.get(k, "") for k in FIELDS})
+        self.writer.writerow({k: row.get(k, "") for k in self.fields})
         self.fh.flush()
 
     def close(self) -> None:
         self.fh.close()
+
+
+def summary_extxyz(out: Path, name: str, info) -> int:
+    """Rebuild ``out/<name>`` (atomically) from the CIFs named in ``out/summary.csv``, each
+    frame's ``info`` updated with ``info(row)``; returns the number of frames."""
+    from ase.io import read, write
+
+    frames = []
+    for r in read_summary(out / "summary.csv").values():
+        if r.get("cif"):
+            atoms = read(out / r["cif"])
+            atoms.info.update(info(r))
+            frames.append(atoms)
+    atomic_write(out / name, lambda p: write(p, frames, format="extxyz"), force=True,
+                 suffix=".extxyz")  # fmt: skip
+    return len(frames)
 
 
 def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:

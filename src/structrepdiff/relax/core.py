@@ -36,9 +36,7 @@ class RelaxResult:
 
 def precheck(structure: Structure, config: RelaxConfig) -> str:
     """Why ``structure`` cannot be relaxed with ``config`` ("" when it can)."""
-    z = [site.specie.Z for site in structure]
-    bad = sorted({structure[i].specie.symbol for i, zi in enumerate(z)
-                  if zi > MAX_Z[config.potential]})  # fmt: skip
+    bad = sorted({sp.symbol for sp in structure.species if MAX_Z[config.potential] < sp.Z})
     if bad:
         return f"element {', '.join(bad)} outside {config.potential}'s range"
     if structure.volume < 1e-3:

@@ -9,7 +9,6 @@ each loading the potential once, one torch thread each.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction, load_predictions
-from structrepdiff.reconstruct.run import read_summary, safe_name
+from structrepdiff.reconstruct.run import SummaryWriter, read_summary, safe_name, summary_extxyz
 from structrepdiff.relax.config import RelaxConfig
 from structrepdiff.relax.core import RelaxResult, relax_structure
 from structrepdiff.relax.potential import potential_version
@@ -112,22 +111,10 @@ def _row(rid: str, res: RelaxResult, seconds: float, cif: str) -> dict[str, str]
 
 
 def write_extxyz(out: Path) -> int:
-    """Rebuild ``out/relaxed.extxyz`` (atomically) from the CIFs named in summary.csv; returns
-    the number of frames. Each frame carries its id and relaxed energy in ``info``."""
-    from ase.io import write
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    from structrepdiff.data.io import parse_cif
-
-    frames = []
-    for rid, r in read_summary(out / "summary.csv").items():
-        if r.get("cif"):
-            atoms = AseAtomsAdaptor.get_atoms(parse_cif((out / r["cif"]).read_text()))
-            atoms.info.update(id=rid, energy_per_atom=float(r["energy_after"]))
-            frames.append(atoms)
-    atomic_write(out / "relaxed.extxyz", lambda p: write(p, frames, format="extxyz"),
-                 force=True, suffix=".extxyz")  # fmt: skip
-    return len(frames)
+    """Rebuild ``out/relaxed.extxyz`` from the CIFs named in summary.csv; returns the number
+    of frames. Each frame carries its id and relaxed energy in ``info``."""
+    return summary_extxyz(out, "relaxed.extxyz", lambda r: {
+        "id": r["id"], "energy_per_atom": float(r["energy_after"])})  # fmt: skip
 
 
 def unique_ids(preds: list[Prediction]) -> list[Prediction]:
@@ -147,15 +134,13 @@ def unique_ids(preds: list[Prediction]) -> list[Prediction]:
 def run_relax(job: RelaxJob) -> RelaxSummary:
     """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv``."""
     t0 = time.perf_counter()
+    preds = load_predictions(job.pred)  # first: a bad --pred leaves no output folder behind
     done = _prepare(job)
-    preds = load_predictions(job.pred)[: job.limit] if job.limit else load_predictions(job.pred)
-    tasks = [(p, job.config) for p in unique_ids(preds) if p.id not in done]
+    todo = unique_ids(preds[: job.limit] if job.limit else preds)
+    tasks = [(p, job.config) for p in todo if p.id not in done]
     out, counts = Path(job.out), {}
-    new = not (out / "summary.csv").exists() or (out / "summary.csv").stat().st_size == 0
-    with open(out / "summary.csv", "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
+    writer = SummaryWriter(out / "summary.csv", FIELDS)
+    try:
         bar = tqdm(total=len(tasks), disable=not job.progress, desc="relax", unit="crystal")
         for rid, res, sec in _results(tasks, job):
             cif = ""
@@ -163,11 +148,12 @@ def run_relax(job: RelaxJob) -> RelaxSummary:
                 cif = f"{safe_name(rid)}.cif"
                 atomic_write(out / cif, lambda p, s=res.structure: s.to(filename=str(p),
                              fmt="cif"), force=True, suffix=".cif")  # fmt: skip
-            writer.writerow(_row(rid, res, sec, cif))
-            fh.flush()
+            writer.write(**_row(rid, res, sec, cif))
             counts[res.status] = counts.get(res.status, 0) + 1
             bar.update(1)
             bar.set_postfix(counts)
         bar.close()
+    finally:
+        writer.close()
     write_extxyz(out)
     return RelaxSummary(counts, len(done), time.perf_counter() - t0, out)
