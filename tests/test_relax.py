@@ -91,6 +91,7 @@ def test_relax_cli_writes_rows_and_resumes(tmp_path, monkeypatch):
         return EMT()
 
     monkeypatch.setattr(potential_mod, "load_calculator", fake_load)
+    monkeypatch.setattr(potential_mod, "require_potential", lambda name: None)
     pred, out = _cif_folder(tmp_path), tmp_path / "out"
     args = ["relax", "--pred", str(pred), "--out", str(out), "--no-progress", "--fmax", "0.05"]
     assert main([*args, "--limit", "2"]) == 0
@@ -109,6 +110,19 @@ def test_relax_cli_writes_rows_and_resumes(tmp_path, monkeypatch):
     frames = read(out / "relaxed.extxyz", index=":")
     assert sorted(f.info["id"] for f in frames) == ["cu0", "cu1", "cu2"]
     assert main([*args, "--fmax", "0.2"]) == 2  # other settings in the same --out: refused
+
+
+def test_missing_potential_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sevenn" else real(name, *a))  # fmt: skip
+    pred, out = _cif_folder(tmp_path), tmp_path / "out"
+    args = ["relax", "--pred", str(pred), "--out", str(out), "--potential", "sevennet"]
+    assert main([*args, "--no-progress"]) == 2
+    assert "pip install sevenn" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_chgnet_relaxes_rattled_nacl():

@@ -21,20 +21,34 @@ def potential_version(name: str) -> str:
         return f"{pkg} (not installed)"
 
 
+INSTALL = {"chgnet": "relaxation needs CHGNet: pip install 'structrepdiff[mlip]'",
+           "sevennet": "SevenNet is not installed: pip install sevenn"}  # fmt: skip
+
+
+def require_potential(name: str) -> None:
+    """Raise the one-line ImportError of `load_calculator` now, before any output is written."""
+    from importlib.util import find_spec
+
+    if name not in INSTALL:
+        raise ValueError(f"unknown potential {name!r}")
+    if find_spec({"chgnet": "chgnet", "sevennet": "sevenn"}[name]) is None:
+        raise ImportError(INSTALL[name])
+
+
 def load_calculator(name: str = "chgnet", device: str = "cpu"):
     """An ASE calculator for ``name``; a one-line ImportError names the extra to install."""
     if name == "chgnet":
         try:
             from chgnet.model import CHGNet, CHGNetCalculator
         except ImportError as exc:
-            raise ImportError("relaxation needs CHGNet: pip install 'structrepdiff[mlip]'") from exc
+            raise ImportError(INSTALL[name]) from exc
         model = CHGNet.load(use_device=device, verbose=False)
         return CHGNetCalculator(model=model, use_device=device)
     if name == "sevennet":
         try:
             from sevenn.calculator import SevenNetCalculator
         except ImportError as exc:
-            raise ImportError("SevenNet is not installed: pip install sevenn") from exc
+            raise ImportError(INSTALL[name]) from exc
         return SevenNetCalculator("7net-0", device=device)
     raise ValueError(f"unknown potential {name!r}")
 

@@ -135,6 +135,9 @@ def run_relax(job: RelaxJob) -> RelaxSummary:
     """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv``."""
     t0 = time.perf_counter()
     preds = load_predictions(job.pred)  # first: a bad --pred leaves no output folder behind
+    from structrepdiff.relax import potential  # looked up here so tests can stand in for it
+
+    potential.require_potential(job.config.potential)  # nor does a missing potential
     done = _prepare(job)
     todo = unique_ids(preds[: job.limit] if job.limit else preds)
     tasks = [(p, job.config) for p in todo if p.id not in done]
