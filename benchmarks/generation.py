@@ -15,6 +15,10 @@ here are trained on val (the public data has no train split), so novelty is meas
 ``--reference DATASET ...`` scores ``--num`` seeded val crystals as if generated, against test
 (the "data vs data" row, with the same sample count as the generated rows), into
 ``--out/reference_<dataset>_val<num>``.
+
+``--peer NAME=DATASET=FILE ...`` scores ``--num`` seeded crystals of a peer's published samples
+(a CDVAE-format CSV, e.g. ``../shared/peers/DiffCSP_mp_20/predictions.csv.gz``; ``--num 0``:
+all of them) the same way, into ``--out/peer_<name>_<num>``.
 """
 
 from __future__ import annotations
@@ -132,6 +136,31 @@ def reference_row(dataset: str, a: argparse.Namespace) -> dict:
     return metrics
 
 
+def peer_row(spec: str, a: argparse.Namespace) -> tuple[str, dict]:
+    """Score ``a.num`` seeded crystals (all if 0) of a peer's sample file against test."""
+    import numpy as np
+
+    from structrepdiff.data.io import read_cdvae_csv
+
+    name, dataset, path = spec.split("=", 2)
+    df = read_cdvae_csv(Path(path))
+    num = len(df) if a.num <= 0 else min(a.num, len(df))
+    rows = np.sort(np.random.default_rng(a.seed).permutation(len(df))[:num])
+    pred = a.work / f"peer_{name}_{num}.csv.gz"
+    pred.parent.mkdir(parents=True, exist_ok=True)
+    df.iloc[rows][["material_id", "cif"]].to_csv(pred, index=False)
+    t0 = time.perf_counter()
+    res = a.out / f"peer_{name}_{num}"
+    ecfg = EvaluateConfig(pred=pred, dataset=dataset, split="test", out=res, data_dir=a.data_dir,
+                          novelty_split="val", n_property=1000, seed=a.seed, workers=a.workers,
+                          force=True, progress=True)  # fmt: skip
+    metrics = evaluate_generation(ecfg)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json(res / "timing.json", {"evaluation": time.perf_counter() - t0, "date": date,
+                                     "source": str(path), "n_source": len(df)})  # fmt: skip
+    return f"{name} ({num} of {len(df)})", metrics
+
+
 def report(name: str, m: dict) -> None:
     """One Table 2 row (as benchmarks/generation_table.py prints it) for this run."""
     print(row(name, m, {}))
@@ -141,6 +170,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", nargs="+", default=[], help="DATASET=CHECKPOINT pairs")
     ap.add_argument("--reference", nargs="+", default=[], help="datasets for val-vs-test rows")
+    ap.add_argument("--peer", nargs="+", default=[], help="NAME=DATASET=FILE peer sample files")
     ap.add_argument("--num", type=int, default=1000)
     ap.add_argument("--limit", type=int,
                     help="reconstruct and score only the first LIMIT of the --num samples "
@@ -168,6 +198,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks on kill
     for dataset in a.reference:
         report(f"reference {dataset}", reference_row(dataset, a))
+    for spec in a.peer:
+        report(*peer_row(spec, a))
     for spec in a.run:
         dataset, _, ckpt = spec.partition("=")
         report(dataset, run_one(dataset, Path(ckpt), a))
