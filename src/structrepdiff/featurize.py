@@ -24,6 +24,7 @@ from structrepdiff.data.io import (
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
+from structrepdiff.geometry.neighbors import pair_budget_reason
 from structrepdiff.representation.encode import Representation, encode_batch
 from structrepdiff.representation.scaler import Scaler
 
@@ -91,6 +92,21 @@ def _load(cfg: FeaturizeConfig) -> tuple[LoadedStructures, Representation]:
 Rows = tuple[list[np.ndarray], list[str], list[Skipped]]
 
 
+def _within_pair_budget(loaded: LoadedStructures, todo: list[int], rep: Representation,
+                        skipped: list[Skipped]) -> list[int]:  # fmt: skip
+    """The indices in ``todo`` whose neighbour work is bounded; the others are skipped with a
+    reason before anything is allocated (one such crystal must not sink its batch)."""
+    keep = []
+    for k in todo:
+        s = loaded.structures[k]
+        reason = pair_budget_reason(len(s), float(s.volume), rep.ead.cutoff)
+        if reason is None:
+            keep.append(k)
+        else:
+            skipped.append(Skipped(loaded.ids[k], reason))
+    return keep
+
+
 def encode_loaded(
     loaded: LoadedStructures,
     rep: Representation,
@@ -111,6 +127,7 @@ def encode_loaded(
     rows, ids, skipped = resume if resume is not None else ([], [], [])
     done = set(ids) | {s.id for s in skipped}
     todo = [k for k, rid in enumerate(loaded.ids) if rid not in done]
+    todo = _within_pair_budget(loaded, todo, rep, skipped)
     bar = tqdm(
         total=len(loaded.ids),
         initial=len(loaded.ids) - len(todo),

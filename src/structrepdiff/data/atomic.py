@@ -7,6 +7,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write, force: bool = False, suffix: str = "") -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``; refuse to overwrite unless ``force``."""
     path = Path(path)
@@ -17,6 +23,7 @@ def atomic_write(path: Path, write, force: bool = False, suffix: str = "") -> No
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -128,6 +128,16 @@ def load_training_features(cfg: TrainConfig) -> FeatureSet:
     return fs
 
 
+def features_digest(fs: FeatureSet) -> str:
+    """sha256 of the training rows' content (ids and R as float64): a resume on other data,
+    even under the same file name, is refused."""
+    import hashlib
+
+    h = hashlib.sha256("\n".join(fs.ids).encode())
+    h.update(np.ascontiguousarray(fs.R, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
 def x0_bounds(X: torch.Tensor, margin: float = 0.1) -> dict[str, torch.Tensor]:
     """Per-feature range of the scaled training rows X (n, D), widened by ``margin`` of it on
     each side: samplers clamp x̂_0 to it (constant features stay exactly constant)."""
@@ -217,6 +227,8 @@ def _prepare(cfg: TrainConfig) -> tuple[FeatureSet, np.ndarray, np.ndarray, Scal
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not (cfg.resume or cfg.force):
         raise FileExistsError(f"{ckpt} exists; pass --resume to continue or --force to restart")
+    if cfg.resume and not ckpt.exists():
+        raise FileNotFoundError(f"--resume: there is no checkpoint at {ckpt} to continue from")
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume:
         (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -239,7 +251,7 @@ def _split_condition(cfg: TrainConfig, fs: FeatureSet, Z: np.ndarray
     return Z[:, ~mask].to(cfg.device), Z[:, mask].to(cfg.device)
 
 
-def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:
+def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path, fs: FeatureSet) -> None:
     if "exported" in ckpt or "optimizer" not in ckpt:
         raise ValueError(f"{path} is an exported (sampling-only) checkpoint and cannot be "
                          "resumed; resume from the training run's checkpoint.pt")  # fmt: skip
@@ -251,10 +263,28 @@ def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:
             saved.setdefault(f.name, f.default)
     # bookkeeping that does not change the weights may differ (a moved run folder, say)
     free = ("steps", "out", "eval_every", "checkpoint_every")
-    if {k: v for k, v in saved.items() if k not in free} != {
-        k: v for k, v in current.items() if k not in free
-    }:
-        raise ValueError(f"{path} was trained with other settings; use --force to restart")
+    differ = sorted(k for k in set(saved) | set(current)
+                    if k not in free and saved.get(k) != current.get(k))  # fmt: skip
+    if differ:
+        what = "; ".join(f"{k}: {saved.get(k)!r} then, {current.get(k)!r} now" for k in differ)
+        raise ValueError(f"{path} was trained with other settings ({what}); "
+                         "use --force to restart")  # fmt: skip
+    digest = ckpt["train"].get("features_sha256")
+    if digest is not None and digest != features_digest(fs):
+        raise ValueError(f"the training features changed since {path} was written (content "
+                         "hash differs); use --force to restart on the new data")  # fmt: skip
+    if cfg.steps < int(ckpt["step"]):
+        raise ValueError(f"--steps {cfg.steps} is below the checkpoint's step {ckpt['step']}: "
+                         "nothing to train (give more steps, or --force to restart)")  # fmt: skip
+
+
+def _rewrite_metrics(path: Path, metrics: list[dict]) -> None:
+    """metrics.jsonl as the checkpoint knows it: rows logged after its step (a crash between
+    an evaluation and the next checkpoint) are dropped, so a resume never logs a step twice."""
+    from structrepdiff.data.atomic import atomic_write
+
+    text = "".join(json.dumps(m) + "\n" for m in metrics)
+    atomic_write(path, lambda p: p.write_text(text), force=True, suffix=".jsonl")
 
 
 def _static(
@@ -272,7 +302,8 @@ def _static(
         "x0_bounds": x0_bounds(X),
         "denoiser": den.to_dict(), "diffusion": diff.config(),
         "train": {"config": cfg.to_dict(), "ids_held_out": [fs.ids[k] for k in hold_idx],
-                  "n_train": len(train_idx), "source": fs.source},
+                  "n_train": len(train_idx), "source": fs.source,
+                  "features_sha256": features_digest(fs)},
     }  # fmt: skip
     if cfg.conditional:
         static["conditional"] = {"mask": torch.as_tensor(condition_mask(fs.rep)),
@@ -297,8 +328,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
     path = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and path.exists():
         ckpt = load_checkpoint(path, cfg.device)
-        _check_resume(cfg, ckpt, path)
+        _check_resume(cfg, ckpt, path, fs)
         st.load(ckpt)
+        _rewrite_metrics(Path(cfg.out) / "metrics.jsonl", st.metrics)
+        t0 -= st.metrics[-1]["seconds"] if st.metrics else 0.0  # elapsed time is cumulative
     static = _static(cfg, fs, scaler, X, den, diff, train_idx, hold_idx)
     loss, val = math.nan, math.nan
     bar = tqdm(total=cfg.steps, initial=st.step, disable=not cfg.progress, desc="train")

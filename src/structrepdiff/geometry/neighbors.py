@@ -15,6 +15,29 @@ from torch import Tensor
 from structrepdiff.geometry.crystals import Crystals
 
 _MAX_CANDIDATES = 1 << 22  # pair-image candidates examined at once (memory bound)
+# Mean neighbours per atom within the cutoff above which a crystal is refused before any pair
+# is built: 20,000 is ~3× the densest real crystals at R_c = 20 Å (diamond, 0.18 atoms/Å³,
+# has ~6,000), while a 1-atom cell of 0.003 Å³ would ask for ~11 million (gigabytes of pairs).
+MAX_PAIRS_PER_ATOM = 20_000
+
+
+def expected_pairs_per_atom(n_atoms: int, volume: float, cutoff: float) -> float:
+    """Mean number of neighbours per atom within ``cutoff`` (Å) of a crystal of ``n_atoms``
+    in a cell of ``volume`` (Å³): n · (4/3)π r³ / V (inf for a non-positive volume)."""
+    if volume <= 0:
+        return math.inf
+    return n_atoms * (4.0 / 3.0) * math.pi * cutoff**3 / volume
+
+
+def pair_budget_reason(n_atoms: int, volume: float, cutoff: float,
+                       limit: float = MAX_PAIRS_PER_ATOM) -> str | None:  # fmt: skip
+    """Why a crystal would need too many neighbour pairs (the work and memory of EAD), else
+    None. Checked before allocating anything."""
+    pairs = expected_pairs_per_atom(n_atoms, volume, cutoff)
+    if pairs <= limit:
+        return None
+    return (f"too dense for R_c = {cutoff:g} Å: {n_atoms} atoms in {volume:.3g} Å³ would need "
+            f"~{pairs:.3g} neighbour pairs per atom (limit {limit:g})")  # fmt: skip
 
 
 @dataclass
@@ -50,8 +73,12 @@ def _shift_grid(cell: Tensor, cutoff: float) -> Tensor:
 def _crystal_pairs(pos: Tensor, cell: Tensor, cutoff: float, self_interaction: bool):
     """Local (i, j, shift) of one crystal; pos (n, 3), cell (3, 3), float64, no grad."""
     n = pos.shape[0]
-    if abs(float(torch.linalg.det(cell))) < 1e-12:
+    volume = abs(float(torch.linalg.det(cell)))
+    if volume < 1e-12:
         raise ValueError("singular cell: lattice vectors are linearly dependent")
+    reason = pair_budget_reason(n, volume, cutoff)
+    if reason is not None:
+        raise ValueError(reason)
     frac = pos @ torch.linalg.inv(cell)
     dfrac = frac[None, :, :] - frac[:, None, :]  # (n, n, 3): f_j - f_i
     wrap = torch.round(dfrac)

@@ -1,0 +1,157 @@
+"""Hostile input and faults (issue #14): each case reproduced first, then its one-line reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from tests.conftest import random_skewed_structure
+from tests.test_train import REP, config
+
+from structrepdiff.cli.main import main
+from structrepdiff.diffusion.train import train
+from structrepdiff.features import FeatureSet, load_features, save_features
+from structrepdiff.geometry.crystals import Crystals
+from structrepdiff.geometry.neighbors import (
+    MAX_PAIRS_PER_ATOM,
+    expected_pairs_per_atom,
+    neighbor_list,
+)
+from structrepdiff.representation.encode import encode_structures
+
+SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+
+
+def _perovskite(a: float = 4.0) -> Structure:
+    return Structure(Lattice.cubic(a), ["Sr", "Ti", "O", "O", "O"], SITES)
+
+
+def _tiny_cell() -> Structure:
+    """A valid 1-atom cubic cell, a = 0.15 Å (0.003 Å³): above the degenerate-volume check."""
+    return Structure(Lattice.cubic(0.15), ["O"], [[0, 0, 0]])
+
+
+def _featurize_args(folder: Path, out: Path) -> list[str]:
+    return ["featurize", "--cif", str(folder), "--elements-from", "perov_5", "--preset", "small",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+
+
+def test_pair_estimate_matches_a_hand_count():
+    # simple cubic, a = 1 Å, cutoff 1.5 Å: 6 + 12 neighbours (1 and √2 Å); the estimate
+    # (4/3)π·1.5³ ≈ 14.1 counts the sphere's volume, same order as the exact 18
+    c = Crystals.from_structures([Structure(Lattice.cubic(1.0), ["O"], [[0, 0, 0]])],
+                                 dtype=torch.float64)  # fmt: skip
+    assert len(neighbor_list(c, 1.5)) == 18
+    assert expected_pairs_per_atom(1, 1.0, 1.5) == pytest.approx(4 / 3 * 3.14159265 * 3.375)
+
+
+def test_tiny_cell_is_refused_before_allocating():
+    c = Crystals.from_structures([_tiny_cell()], dtype=torch.float64)
+    with pytest.raises(ValueError, match="too dense"):
+        neighbor_list(c, 20.0)
+    assert expected_pairs_per_atom(1, 0.15**3, 20.0) > 100 * MAX_PAIRS_PER_ATOM
+
+
+def test_tiny_cell_is_skipped_and_good_files_kept(tmp_path):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "good.cif").write_text(_perovskite().to(fmt="cif"))
+    (folder / "tiny.cif").write_text(_tiny_cell().to(fmt="cif"))
+    out = tmp_path / "x.npz"
+    assert main(_featurize_args(folder, out)) == 0
+    fs = load_features(out)
+    assert fs.ids == ["good"]
+    reasons = {s.id: s.reason for s in fs.skipped}
+    assert "too dense" in reasons["tiny"]
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from structrepdiff.cli.main import main
+rc = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+sys.exit(rc)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
+def test_featurizing_the_tiny_cell_stays_under_1_gb(tmp_path):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "tiny.cif").write_text(_tiny_cell().to(fmt="cif"))
+    (folder / "good.cif").write_text(_perovskite().to(fmt="cif"))
+    args = _featurize_args(folder, tmp_path / "x.npz")
+    run = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, *args], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak_kib = int(run.stdout.strip().splitlines()[-1])
+    assert peak_kib < 1024 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    assert load_features(tmp_path / "x.npz").ids == ["good"]
+
+
+# --- train --resume (cases 2, 5, 16) ------------------------------------------------------
+
+
+@pytest.fixture
+def own_features(tmp_path):
+    """A tiny feature file of this test's own (some tests overwrite it)."""
+    structs = [random_skewed_structure(seed) for seed in range(12)]
+    path = tmp_path / "R.npz"
+    save_features(FeatureSet(encode_structures(structs, REP), [f"c{k}" for k in range(12)], REP),
+                  path)  # fmt: skip
+    return path
+
+
+def test_resume_refuses_changed_training_data(tmp_path, own_features):
+    train(config(tmp_path / "run", own_features, steps=3))
+    fs = load_features(own_features)
+    save_features(FeatureSet(fs.R[::-1].copy(), fs.ids, fs.rep), own_features, force=True)
+    with pytest.raises(ValueError, match="training features changed"):
+        train(config(tmp_path / "run", own_features, steps=6, resume=True))
+
+
+def test_resume_after_a_crash_logs_each_step_once_with_cumulative_time(tmp_path, own_features):
+    run = tmp_path / "run"
+    train(config(run, own_features, steps=3))  # evaluations at 2 and 3, checkpoint at 3
+    log = run / "metrics.jsonl"
+    with open(log, "a") as fh:  # logged after the last checkpoint, then the process died
+        fh.write(json.dumps({"step": 4, "train_loss": 0.0, "val_loss": 0.0, "seconds": 9.9}) + "\n")
+    first = [json.loads(line) for line in log.read_text().splitlines()][1]["seconds"]
+    train(config(run, own_features, steps=6, resume=True))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 3, 4, 6]
+    assert rows[2]["seconds"] != 9.9 and rows[2]["seconds"] >= first
+    seconds = [r["seconds"] for r in rows]
+    assert seconds == sorted(seconds)
+
+
+def test_resume_gaps_are_errors_that_say_why(tmp_path, own_features):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config(tmp_path / "none", own_features, resume=True))
+    train(config(tmp_path / "run", own_features, steps=6))
+    with pytest.raises(ValueError, match="below the checkpoint's step 6"):
+        train(config(tmp_path / "run", own_features, steps=3, resume=True))
+    with pytest.raises(ValueError, match=r"lr: 0\.001 then, 0\.0005 now"):
+        train(config(tmp_path / "run", own_features, steps=8, lr=5e-4, resume=True))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path):
+    from structrepdiff.data.atomic import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", lambda p: p.write_text("x"))
+        with open(tmp_path / "b.txt", "w") as fh:
+            fh.write("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
