@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import stat
@@ -155,3 +156,41 @@ def test_atomic_writes_get_the_mode_open_would_give(tmp_path):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+
+
+# --- duplicate ids (case 3) ---------------------------------------------------------------
+
+
+def test_a_repeated_id_is_refused_with_a_reason_at_parse():
+    from structrepdiff.data.io import parse_rows
+    from structrepdiff.data.registry import get_dataset
+
+    info = get_dataset("perov_5")
+    cif = _perovskite().to(fmt="cif")
+    loaded = parse_rows([("x", cif), ("x", _perovskite(4.2).to(fmt="cif")), ("y", cif)],
+                        info.atomic_numbers, info.n_max)  # fmt: skip
+    assert loaded.ids == ["x", "y"] and len(loaded.structures) == 2
+    assert loaded.structures[0].lattice.a == pytest.approx(4.0)  # the first is kept
+    assert [(s.id, s.reason) for s in loaded.skipped] == [
+        ("x", "duplicate id: an earlier row has the same id")
+    ]
+
+
+def test_reconstruct_never_overwrites_a_crystal_within_a_run(tmp_path):
+    from tests.test_reconstruct import REP as REC_REP
+    from tests.test_reconstruct import crystals
+
+    structs = list(crystals().values())[:2]
+    R = encode_structures(structs * 2, REC_REP)
+    ids = ["dup", "dup", "a/b", "a_b"]  # a repeat, and two ids with one sanitised file name
+    npz, out = tmp_path / "R.npz", tmp_path / "rec"
+    save_features(FeatureSet(R, ids, REC_REP), npz)
+    args = ["reconstruct", "--representations", str(npz), "--out", str(out), "--trials", "1",
+            "--hops", "1", "--steps", "20", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["id"] for r in rows) == sorted(["dup", "dup~2", "a/b", "a_b"])
+    files = [r["cif"] for r in rows]
+    assert all(files) and len(set(files)) == 4
+    assert all((out / f).is_file() for f in files)

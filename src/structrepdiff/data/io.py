@@ -111,8 +111,14 @@ def parse_rows(
     total: int | None = None,
 ) -> LoadedStructures:
     """Parse (id, cif text) pairs; bad ones are skipped, logged and counted with a reason."""
-    out = LoadedStructures()
+    out, seen = LoadedStructures(), set()
     for rid, text in tqdm(rows, total=total, disable=not progress, desc="parse", unit="cif"):
+        rid = str(rid)
+        if rid in seen:  # one id, one row: a repeat would later overwrite the first's files
+            out.skipped.append(Skipped(rid, "duplicate id: an earlier row has the same id"))
+            log.warning("skipping %s: duplicate id", rid)
+            continue
+        seen.add(rid)
         try:
             s = parse_cif(text)
         except ValueError as exc:

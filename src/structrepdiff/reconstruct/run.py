@@ -49,8 +49,27 @@ class ReconstructSummary:
 
 
 def safe_name(crystal_id: str) -> str:
-    """A file-name-safe version of an id."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", crystal_id) or "crystal"
+    """A file-name-safe version of an id, distinct for distinct ids: an id that needed any
+    character replaced gets 8 hex digits of its sha256 ("a/b" and "a_b" never share a file)."""
+    import hashlib
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", crystal_id)
+    if name == crystal_id and name not in ("", ".", ".."):
+        return name
+    return f"{name or 'crystal'}-{hashlib.sha256(crystal_id.encode()).hexdigest()[:8]}"
+
+
+def dedupe_ids(ids: list[str]) -> list[str]:
+    """``ids`` with each repeat renamed ``<id>~<k>`` (k = 2, 3, …), so no crystal overwrites
+    another's file or summary row."""
+    seen: dict[str, int] = {}
+    out = []
+    for rid in ids:
+        k = seen[rid] = seen.get(rid, 0) + 1
+        out.append(rid if k == 1 else f"{rid}~{k}")
+    if len(set(out)) != len(out):  # "x~2" was itself an id: rename until unique
+        return dedupe_ids(out)
+    return out
 
 
 def read_summary(path: Path) -> dict[str, dict[str, str]]:
@@ -184,7 +203,9 @@ def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
     fs = load_features(job.representations)
     templates = None if job.templates is None else TemplateSet.load(job.templates)
     done = _prepare_out(job)
-    ids = fs.ids[: job.limit] if job.limit else fs.ids
+    ids = dedupe_ids(fs.ids[: job.limit] if job.limit else fs.ids)
+    if len(set(fs.ids[: len(ids)])) != len(ids):
+        log.warning("%s repeats ids; the repeats are renamed <id>~<k>", job.representations)
     decoded = decode(fs.R[: len(ids)], fs.rep)
     counts: dict[str, int] = {}
     writer = SummaryWriter(Path(job.out) / "summary.csv")

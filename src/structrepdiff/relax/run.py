@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction, load_predictions
-from structrepdiff.reconstruct.run import SummaryWriter, read_summary, safe_name, summary_extxyz
+from structrepdiff.reconstruct.run import (
+    SummaryWriter,
+    dedupe_ids,
+    read_summary,
+    safe_name,
+    summary_extxyz,
+)
 from structrepdiff.relax.config import RelaxConfig
 from structrepdiff.relax.core import RelaxResult, relax_structure
 from structrepdiff.relax.potential import potential_version
@@ -118,15 +124,13 @@ def write_extxyz(out: Path) -> int:
 
 
 def unique_ids(preds: list[Prediction]) -> list[Prediction]:
-    """``preds`` with a repeated id renamed ``<id>~<k>`` (k = 2, 3, …) and the renaming noted
+    """``preds`` with a repeated id renamed ``<id>~<k>`` (`dedupe_ids`) and the renaming noted
     in its reason, so no crystal overwrites another's file or row."""
-    seen: dict[str, int] = {}
     out = []
-    for p in preds:
-        k = seen[p.id] = seen.get(p.id, 0) + 1
-        if k > 1:
+    for p, rid in zip(preds, dedupe_ids([p.id for p in preds]), strict=True):
+        if rid != p.id:
             note = f"duplicate id {p.id!r} renamed"
-            p = Prediction(f"{p.id}~{k}", p.structure, f"{p.reason}; {note}" if p.reason else note)
+            p = Prediction(rid, p.structure, f"{p.reason}; {note}" if p.reason else note)
         out.append(p)
     return out
 
