@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
 from tests.conftest import random_skewed_structure
 from tests.test_train import REP, config
 
@@ -194,3 +195,124 @@ def test_reconstruct_never_overwrites_a_crystal_within_a_run(tmp_path):
     files = [r["cif"] for r in rows]
     assert all(files) and len(set(files)) == 4
     assert all((out / f).is_file() for f in files)
+
+
+# --- one-line errors instead of tracebacks (cases 4, 7, 8) ----------------------------------
+
+
+@pytest.fixture
+def model(tmp_path, own_features):
+    return train(config(tmp_path / "run", own_features, steps=2)).checkpoint
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1
+    return err
+
+
+def _sample(model_path, tmp_path, *extra) -> list[str]:
+    return ["sample", "--model", str(model_path), "--num", "2", "--out",
+            str(tmp_path / "s.npz"), "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"just some text\n"])
+def test_a_junk_checkpoint_is_one_line(tmp_path, capsys, content):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(content)
+    assert main(_sample(bad, tmp_path)) == 2
+    assert str(bad) in _one_line_error(capsys)
+
+
+def test_an_incomplete_or_misshapen_checkpoint_is_one_line(tmp_path, capsys, model):
+    ckpt = torch.load(model, weights_only=True)
+    missing, wrong = dict(ckpt), dict(ckpt)
+    del missing["diffusion"]
+    name = next(iter(ckpt["ema"]))
+    wrong["ema"] = {**ckpt["ema"], name: torch.zeros(3, 1, 7)}
+    for bad, why in ((missing, "no 'diffusion' entry"), (wrong, "does not fit")):
+        path = tmp_path / "bad.pt"
+        torch.save(bad, path)
+        assert main(_sample(path, tmp_path)) == 2
+        err = _one_line_error(capsys)
+        assert why in err and str(path) in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_devices_this_build_cannot_use_are_named_not_blamed_on_the_model(tmp_path, capsys, model):
+    assert main(_sample(model, tmp_path, "--device", "cuda")) == 2
+    err = _one_line_error(capsys)
+    assert "no usable CUDA" in err and "truncated" not in err
+    assert main(_sample(model, tmp_path, "--device", "foo")) == 2
+    assert "not a torch device" in _one_line_error(capsys)
+
+
+def test_truncated_csv_gz_and_npz_are_one_line(tmp_path, capsys, own_features):
+    import gzip
+
+    from structrepdiff.data.io import read_cdvae_csv
+    from structrepdiff.data.predictions import load_predictions
+
+    csv_gz = tmp_path / "p.csv.gz"
+    rows = "".join(f"x{k},data_{k * 7919 % 100003}\n" for k in range(5000)).encode()
+    whole = gzip.compress(b"material_id,cif\n" + rows)
+    csv_gz.write_bytes(whole[: len(whole) // 2])
+    for read in (read_cdvae_csv, load_predictions):
+        with pytest.raises(ValueError, match="not a readable CSV file"):
+            read(csv_gz)
+    npz = tmp_path / "cut.npz"
+    npz.write_bytes(own_features.read_bytes()[:500])
+    with pytest.raises(ValueError, match="truncated or foreign"):
+        load_features(npz)
+    assert main(_sample(npz, tmp_path)) == 2  # a cut feature file given as a model
+    _one_line_error(capsys)
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(tmp_path, capsys, own_features, monkeypatch):
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter "
+                           "failed writing file data/3: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(torch, "save", full)
+    args = ["train", "--features", str(own_features), "--out", str(tmp_path / "run"), "--hidden",
+            "16", "--depth", "1", "--T", "20", "--steps", "2", "--no-progress"]  # fmt: skip
+    assert main(args) == 4
+    err = _one_line_error(capsys)
+    assert "could not write checkpoint" in err and "disk full" in err
+    assert not any(p.name.startswith(".checkpoint") for p in (tmp_path / "run").iterdir())
+
+
+def test_one_bad_extxyz_frame_is_an_invalid_crystal_with_its_index(tmp_path):
+    from ase.io import write
+
+    from structrepdiff.data.predictions import load_predictions
+
+    atoms = [AseAtomsAdaptor.get_atoms(_perovskite(a)) for a in (3.9, 4.0, 4.1)]
+    good = tmp_path / "good.extxyz"
+    write(good, atoms, format="extxyz")
+    lines = good.read_text().splitlines(keepends=True)
+    n = len(atoms[0]) + 2  # lines per frame
+    frame1 = [ln.replace("Sr ", "Xx ", 1) if ln.startswith("Sr ") else ln
+              for ln in lines[n : 2 * n]]  # fmt: skip
+    bad = tmp_path / "bad.extxyz"
+    bad.write_text("".join(lines[:n] + frame1 + lines[2 * n :]))
+    preds = load_predictions(bad)
+    assert len(preds) == 3
+    assert preds[0].structure is not None and preds[2].structure is not None
+    assert preds[1].structure is None and "frame 1" in preds[1].reason
+
+
+def test_ctrl_c_ends_quietly_saying_what_was_saved(tmp_path, capsys, monkeypatch):
+    import structrepdiff.featurize as featurize_mod
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(featurize_mod, "encode_batch", interrupt)
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "good.cif").write_text(_perovskite().to(fmt="cif"))
+    out = tmp_path / "x.npz"
+    assert main(_featurize_args(folder, out)) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted:") and str(out) in err and "Traceback" not in err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,5 +95,9 @@ def load_features(path: str | Path) -> FeatureSet:
                 skipped=skipped,
                 source=meta.get("source", {}),
             )
-    except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
-        raise ValueError(f"{path} is not a structrepdiff feature file: {exc}") from exc
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, EOFError,
+            zipfile.BadZipFile, zlib.error) as exc:  # fmt: skip
+        raise ValueError(
+            f"{path} is not a structrepdiff feature file (truncated or foreign: "
+            f"{type(exc).__name__}: {exc})"
+        ) from None

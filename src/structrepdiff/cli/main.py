@@ -9,6 +9,11 @@ from collections.abc import Sequence
 
 from structrepdiff import __version__
 
+# Exit codes: 0 something was produced; 1 nothing was (every input bad); 2 bad input or
+# usage (a one-line error); 3 a missing optional dependency; 4 an I/O failure (disk full,
+# permissions); 130 interrupted (Ctrl-C), after saying what was saved.
+EXIT_NOTHING, EXIT_INPUT, EXIT_DEPENDENCY, EXIT_IO, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each sub-command module registers itself."""
@@ -57,9 +62,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        where = f" in {out}" if out else ""
+        print(f"interrupted: finished work is saved{where}; the same command resumes it",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return _error(exc, EXIT_INPUT)
+    except ImportError as exc:
+        return _error(exc, EXIT_DEPENDENCY)
+    except OSError as exc:  # a full disk, a permission, a vanished mount
+        return _error(exc, EXIT_IO)
+
+
+def _error(exc: BaseException, code: int) -> int:
+    """Print ``exc`` as one line (a library's multi-line message folded) and return code."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {text[:500]}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,8 +69,10 @@ def read_cdvae_csv(path: str | Path, limit: int | None = None) -> pd.DataFrame:
         raise FileNotFoundError(f"CSV file {path} does not exist")
     try:
         df = pd.read_csv(path, nrows=limit)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable CSV file: {exc}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            EOFError, zlib.error) as exc:  # fmt: skip
+        why = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path} is not a readable CSV file ({why})") from None
     if "cif" not in df.columns:
         raise ValueError(f"{path} has no 'cif' column (columns: {', '.join(map(str, df.columns))})")
     if "material_id" not in df.columns:

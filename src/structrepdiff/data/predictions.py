@@ -16,6 +16,8 @@ as a non-match). Accepted ``path`` forms:
 from __future__ import annotations
 
 import csv
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,22 +65,59 @@ def _from_cif_folder(folder: Path) -> list[Prediction]:
     return [_from_cif_file(f.stem, f) for f in files]
 
 
+def _extxyz_frames(path: Path) -> Iterator[tuple[int, str | None, str]]:
+    """(index, frame text or None, reason) for every frame, split on the atom-count lines,
+    so one bad frame is a reason and the frames after it are still read."""
+    lines = path.read_text(errors="replace").splitlines(keepends=True)
+    k, i = 0, 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        try:
+            n = int(lines[i].split()[0])
+            if n < 0 or i + n + 2 > len(lines):
+                raise ValueError
+        except ValueError:
+            why = f"frame {k} (line {i + 1}): no atom count; the rest of the file is unreadable"
+            yield k, None, why
+            return
+        yield k, "".join(lines[i : i + n + 2]), ""
+        k, i = k + 1, i + n + 2
+
+
 def _from_extxyz(path: Path) -> list[Prediction]:
+    from io import StringIO
+
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
     out = []
-    for k, atoms in enumerate(read(path, index=":")):
-        rid = str(atoms.info.get("id", k))
-        if not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-12:
-            out.append(Prediction(rid, None, "frame has no periodic 3-D cell"))
+    for k, text, reason in _extxyz_frames(path):
+        if text is None:
+            out.append(Prediction(str(k), None, reason))
             continue
-        out.append(Prediction(rid, AseAtomsAdaptor.get_structure(atoms)))
+        rid = str(k)
+        try:
+            atoms = read(StringIO(text), format="extxyz")
+            rid = str(atoms.info.get("id", k))
+            if not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-12:
+                out.append(Prediction(rid, None, f"frame {k} has no periodic 3-D cell"))
+                continue
+            out.append(Prediction(rid, AseAtomsAdaptor.get_structure(atoms)))
+        except Exception as exc:  # ASE and pymatgen raise many types for a bad frame
+            why = f"frame {k}: unreadable ({type(exc).__name__}: {exc})"
+            out.append(Prediction(rid, None, why))
     return out
 
 
 def _from_csv(path: Path) -> list[Prediction]:
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            EOFError, zlib.error) as exc:  # fmt: skip
+        why = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path} is not a readable CSV file ({why})") from None
     if "cif" not in df.columns:
         raise ValueError(f"{path} has no 'cif' column (CDVAE format: material_id, cif, ...)")
     id_col = next((c for c in ("material_id", "id") if c in df.columns), None)

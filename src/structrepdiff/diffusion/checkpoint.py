@@ -17,8 +17,6 @@ training.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,17 @@ class CheckpointError(ValueError):
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` (see module docstring) atomically to ``path``."""
     payload = {"format": FORMAT, "version": VERSION, **state}
-    atomic_write(Path(path), lambda p: torch.save(payload, p), force=True, suffix=".pt")
+    try:
+        atomic_write(Path(path), lambda p: torch.save(payload, p), force=True, suffix=".pt")
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError
+        raise OSError(f"could not write checkpoint {path} (disk full or not writable?): "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                      ) from None  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
@@ -51,9 +59,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # random bytes give IndexError, KeyError, ... as well
+        why = f"{type(exc).__name__}: {_first_line(exc)}"
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or foreign "
-                              f"file): {type(exc).__name__}: {exc}") from None  # fmt: skip
+                              f"file): {why}") from None  # fmt: skip
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a structrepdiff model checkpoint")
     if ckpt.get("version") != VERSION:
@@ -154,4 +163,18 @@ class LoadedModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
-        return cls(load_checkpoint(path, map_location=device), device)
+        """The model at ``path``; a bad device, a damaged or incomplete checkpoint raise one
+        line naming the file and the cause."""
+        from structrepdiff.device import check_device
+
+        ckpt = load_checkpoint(path, map_location=check_device(device))
+        try:
+            return cls(ckpt, device)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        except KeyError as exc:
+            raise CheckpointError(f"{path} is incomplete: no {exc} entry") from None
+        except (RuntimeError, TypeError, ValueError) as exc:  # load_state_dict: wrong shapes
+            first = str(exc).strip().splitlines()
+            raise CheckpointError(f"{path} does not fit its own settings ({type(exc).__name__}:"
+                                  f" {' '.join(first[:3])[:300]})") from None  # fmt: skip

@@ -313,6 +313,9 @@ def _static(
 
 def train(cfg: TrainConfig) -> TrainSummary:
     """Train (or resume) and return the final losses; see the module docstring."""
+    from structrepdiff.device import check_device
+
+    check_device(cfg.device)
     t0 = time.perf_counter()
     fs, train_idx, hold_idx, scaler = _prepare(cfg)
     X, C = _split_condition(cfg, fs, scaler.transform(fs.R[train_idx]))

@@ -37,6 +37,9 @@ def require_potential(name: str) -> None:
 
 def load_calculator(name: str = "chgnet", device: str = "cpu"):
     """An ASE calculator for ``name``; a one-line ImportError names the extra to install."""
+    from structrepdiff.device import check_device
+
+    check_device(device)
     if name == "chgnet":
         try:
             from chgnet.model import CHGNet, CHGNetCalculator
