@@ -42,7 +42,7 @@ from reconstruction import templates_for  # benchmarks/ is on sys.path when run 
 from structrepdiff.data.predictions import load_predictions, save_predictions_csv
 from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
-from structrepdiff.generate import GenerateConfig, check_settings, write_extxyz
+from structrepdiff.generate import GenerateConfig, check_settings, save_settings, write_extxyz
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 
@@ -71,6 +71,7 @@ def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path, limit: 
         sample(replace(cfg.sample, force=True))
         timing["sampling"] += time.perf_counter() - t0
         write_json(timing_path, timing)
+    save_settings(cfg)
     t0 = time.perf_counter()
     job = ReconstructJob(cfg.sample.out, out, cfg.reconstruct, limit, cfg.batch_size, False,
                          cfg.progress, cfg.templates)  # fmt: skip

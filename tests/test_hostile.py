@@ -316,3 +316,17 @@ def test_ctrl_c_ends_quietly_saying_what_was_saved(tmp_path, capsys, monkeypatch
     assert main(_featurize_args(folder, out)) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted:") and str(out) in err and "Traceback" not in err
+
+
+# --- a failed generate does not block the corrected rerun (case 6) ------------------------
+
+
+def test_a_failed_generate_does_not_block_the_corrected_rerun(tmp_path, capsys, model):
+    out = tmp_path / "gen"
+    base = ["generate", "--num", "2", "--out", str(out), "--sample-steps", "5", "--trials", "1",
+            "--hops", "1", "--steps", "5", "--no-progress"]  # fmt: skip
+    assert main([*base, "--model", str(tmp_path / "missing.pt")]) == 2
+    _one_line_error(capsys)
+    assert not (out / "generate_config.json").exists()
+    assert main([*base, "--model", str(model)]) == 0
+    assert (out / "generate_config.json").exists()

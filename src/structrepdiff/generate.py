@@ -54,10 +54,17 @@ class GenerateConfig:
 
 
 def check_settings(cfg: GenerateConfig) -> None:
+    """Refuse an --out that holds a run with other settings (unless --force)."""
     path = Path(cfg.out) / "generate_config.json"
     if path.exists() and not cfg.force and json.loads(path.read_text()) != cfg.settings():
         raise FileExistsError(f"{cfg.out} holds a run with other settings ({path}); "
                               "use another --out or --force to start over")  # fmt: skip
+
+
+def save_settings(cfg: GenerateConfig) -> None:
+    """Write generate_config.json: only once the model and the formulas have been accepted,
+    so a failed start never blocks the corrected rerun."""
+    path = Path(cfg.out) / "generate_config.json"
     atomic_write(path, lambda p: p.write_text(json.dumps(cfg.settings(), indent=2)), force=True)
 
 
@@ -75,7 +82,8 @@ def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
     check_settings(cfg)
     samples = Path(cfg.sample.out)
     if cfg.force or not samples.exists():
-        sample(replace(cfg.sample, force=True, progress=cfg.progress))
+        sample(replace(cfg.sample, force=True, progress=cfg.progress))  # validates first
+    save_settings(cfg)
     job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
                          cfg.progress, cfg.templates)  # fmt: skip
     summary = run_reconstruction(job)
