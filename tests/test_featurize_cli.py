@@ -273,8 +273,7 @@ def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, m
 
     monkeypatch.setattr(fz, "CHECKPOINT_SECONDS", -1.0)  # checkpoint after every batch
     monkeypatch.setattr(fz, "encode_batch", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        main(args)
+    assert main(args) == 130  # Ctrl-C: a quiet stop that says what was saved
     partial = tmp_path / "x.npz.partial"
     assert not out.exists() and partial.exists()
     assert len(load_features(partial).ids) == 2

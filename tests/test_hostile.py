@@ -330,3 +330,36 @@ def test_a_failed_generate_does_not_block_the_corrected_rerun(tmp_path, capsys, 
     assert not (out / "generate_config.json").exists()
     assert main([*base, "--model", str(model)]) == 0
     assert (out / "generate_config.json").exists()
+
+
+# --- nothing produced (cases 11, 18) ------------------------------------------------------
+
+
+def test_nothing_produced_is_a_nonzero_exit_with_reasons(tmp_path, capsys):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "broken.cif").write_text("data_x\n_cell_length_a oops\n")
+    out = tmp_path / "x.npz"
+    assert main(_featurize_args(folder, out)) == 1
+    assert "unparseable CIF" in capsys.readouterr().out
+    assert load_features(out).skipped[0].id == "broken"  # the reasons are kept
+    scaler = tmp_path / "scaler.npz"
+    args = [*_featurize_args(folder, tmp_path / "y.npz"), "--save-scaler", str(scaler)]
+    assert main(args) == 2
+    assert "a scaler needs rows" in _one_line_error(capsys)
+    assert not (tmp_path / "y.npz").exists() and not scaler.exists()
+
+
+def test_reconstruct_of_only_rejected_vectors_exits_nonzero(tmp_path, own_features):
+    fs = load_features(own_features)
+    R = fs.R[:2].copy()
+    R[:, fs.rep.layout.slices["n_atoms"]] = 0.0  # zero atoms: nothing to decode
+    npz = tmp_path / "bad.npz"
+    save_features(FeatureSet(R, ["a", "b"], fs.rep), npz)
+    args = ["reconstruct", "--representations", str(npz), "--out", str(tmp_path / "rec"),
+            "--trials", "1", "--hops", "1", "--steps", "5", "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    with open(tmp_path / "rec" / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["rejected", "rejected"]
+    assert all(r["reason"] for r in rows)

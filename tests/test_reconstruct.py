@@ -187,7 +187,7 @@ def test_bad_vectors_get_statuses_and_nothing_raises(tmp_path, monkeypatch) -> N
                 "--no-progress",
             ]
         )
-        == 0
+        == 1  # every vector bad: nothing produced, a non-zero exit (and a row each)
     )
     by_id = {r["id"]: r for r in _summary(out)}
     assert by_id["nan"]["status"] == "rejected" and "non-finite" in by_id["nan"]["reason"]

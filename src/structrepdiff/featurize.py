@@ -205,6 +205,10 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
         loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint
     )
     R, skipped = _stack(rows, rep), loaded.skipped + enc_skipped
+    if cfg.scaler_out is not None and not ids:  # checked before anything is written
+        top = Counter(s.reason for s in skipped).most_common(2)
+        why = "; ".join(f"{n}× {r}" for r, n in top) or "no input"
+        raise ValueError(f"no crystal could be featurized ({why}): a scaler needs rows")
     save_features(FeatureSet(R, ids, rep, skipped, source), out, force=cfg.force)
     partial.unlink(missing_ok=True)
     if cfg.scaler_out is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.cli import codes
 from structrepdiff.data.registry import DATASETS
 from structrepdiff.descriptor.config import PRESETS
 
@@ -71,4 +72,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"scaler fitted on these {s.n_ok} rows -> {args.save_scaler}")
     for reason, n in s.reason_counts().most_common():
         print(f"  skipped {n:6d}  {reason}")
-    return 0
+    return codes.OK if s.n_ok else codes.NOTHING

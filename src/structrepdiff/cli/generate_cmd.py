@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.cli import codes
 from structrepdiff.cli.reconstruct_cmd import add_reconstruct_options, reconstruct_config
 from structrepdiff.cli.relax_cmd import add_relax_options, relax_config
 from structrepdiff.cli.sample_cmd import add_sampling_options
@@ -60,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {status:14s} {n}")
     if args.relax:
         print(f"relaxed crystals -> {args.out / 'relaxed'}/summary.csv")
-    return 0
+    return codes.OK if frames else codes.NOTHING

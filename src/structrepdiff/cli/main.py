@@ -8,11 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from structrepdiff import __version__
-
-# Exit codes: 0 something was produced; 1 nothing was (every input bad); 2 bad input or
-# usage (a one-line error); 3 a missing optional dependency; 4 an I/O failure (disk full,
-# permissions); 130 interrupted (Ctrl-C), after saying what was saved.
-EXIT_NOTHING, EXIT_INPUT, EXIT_DEPENDENCY, EXIT_IO, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+from structrepdiff.cli import codes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,13 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" in {out}" if out else ""
         print(f"interrupted: finished work is saved{where}; the same command resumes it",
               file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return codes.INTERRUPTED
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        return _error(exc, EXIT_INPUT)
+        return _error(exc, codes.INPUT)
     except ImportError as exc:
-        return _error(exc, EXIT_DEPENDENCY)
+        return _error(exc, codes.DEPENDENCY)
     except OSError as exc:  # a full disk, a permission, a vanished mount
-        return _error(exc, EXIT_IO)
+        return _error(exc, codes.IO)
 
 
 def _error(exc: BaseException, code: int) -> int:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from structrepdiff.cli import codes
+
 if TYPE_CHECKING:
     from structrepdiff.reconstruct.config import ReconstructConfig
 
@@ -101,4 +103,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for status, n in sorted(s.counts.items()):
         print(f"  {status:14s} {n}")
-    return 0
+    produced = sum(n for st, n in s.counts.items() if st in ("converged", "not_converged"))
+    return codes.OK if produced or s.done_before else codes.NOTHING

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.cli import codes
 from structrepdiff.relax.config import POTENTIALS, RelaxConfig
 
 _D = RelaxConfig()
@@ -69,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
     for status, n in sorted(s.counts.items()):
         print(f"  {status:14s} {n}")
     produced = sum(n for st, n in s.counts.items() if st in ("converged", "not_converged"))
-    return 0 if produced or s.done_before else 1
+    return codes.OK if produced or s.done_before else codes.NOTHING
