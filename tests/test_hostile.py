@@ -363,3 +363,54 @@ def test_reconstruct_of_only_rejected_vectors_exits_nonzero(tmp_path, own_featur
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == ["rejected", "rejected"]
     assert all(r["reason"] for r in rows)
+
+
+# --- skip reasons keep their cause; one folder expansion (cases 12, 13) -------------------
+
+
+def test_skip_reasons_keep_the_cause(tmp_path):
+    from structrepdiff.data.io import load_cifs
+    from structrepdiff.data.registry import get_dataset
+
+    info = get_dataset("perov_5")
+    good = _perovskite().to(fmt="cif")
+    flat = Structure(Lattice.cubic(4.0), ["Sr", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(fmt="cif")
+    for angle in ("alpha", "beta", "gamma"):  # a singular cell: pymatgen parses nothing
+        flat = flat.replace(f"_cell_angle_{angle}   90.00000000", f"_cell_angle_{angle}   0.0")
+    (tmp_path / "flat.cif").write_text(flat)
+    (tmp_path / "latin1.cif").write_bytes(good.encode() + "# caf\xe9\n".encode("latin-1"))
+    (tmp_path / "folder.cif").mkdir()
+    loaded = load_cifs([tmp_path], info.atomic_numbers, info.n_max)
+    reasons = {s.id: s.reason for s in loaded.skipped}
+    assert "pymatgen:" in reasons["flat"] and "Singular matrix" in reasons["flat"]
+    assert "not UTF-8" in reasons["latin1"]
+    assert "is a folder" in reasons["folder"]
+    assert "empty CIF" not in " ".join(reasons.values())
+
+
+def test_one_folder_expansion_case_insensitive_without_hidden_files(tmp_path):
+    from structrepdiff.data.io import expand_cif_paths
+    from structrepdiff.data.predictions import load_predictions
+
+    cif = _perovskite().to(fmt="cif")
+    (tmp_path / "a.cif").write_text(cif)
+    (tmp_path / "B.CIF").write_text(cif)
+    (tmp_path / ".a.cif.x1y2.cif").write_text(cif[:40])  # left by an interrupted write
+    (tmp_path / "notes.txt").write_text("not a crystal")
+    assert [p.name for p in expand_cif_paths([tmp_path])] == ["B.CIF", "a.cif"]
+    preds = load_predictions(tmp_path)
+    assert sorted(p.id for p in preds) == ["B", "a"] and all(p.structure for p in preds)
+
+
+def test_near_overlapping_atoms_are_skipped_with_the_distance(tmp_path):
+    from structrepdiff.data.io import MIN_DISTANCE, load_cifs
+    from structrepdiff.data.registry import get_dataset
+
+    info = get_dataset("perov_5")
+    near = Structure(Lattice.cubic(4.0), ["Sr", "O"], [[0, 0, 0], [0, 0, 0.001]])  # 0.004 Å
+    (tmp_path / "near.cif").write_text(near.to(fmt="cif"))
+    (tmp_path / "good.cif").write_text(_perovskite().to(fmt="cif"))
+    loaded = load_cifs([tmp_path], info.atomic_numbers, info.n_max)
+    assert loaded.ids == ["good"]
+    (skip,) = loaded.skipped
+    assert skip.id == "near" and "0.004 Å apart" in skip.reason and MIN_DISTANCE == 0.5

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 from tqdm.auto import tqdm
@@ -80,6 +81,11 @@ def read_cdvae_csv(path: str | Path, limit: int | None = None) -> pd.DataFrame:
     return df
 
 
+# Two atoms closer than this (Å) make a crystal unusable: the evaluator calls it invalid
+# (CDVAE's structure validity uses the same 0.5 Å) and EAD would encode a non-physical pair.
+MIN_DISTANCE = 0.5
+
+
 def check_structure(s: Structure, atomic_numbers: Sequence[int], n_max: int) -> str | None:
     """Reason why a structure cannot be used with this vocabulary and N_max, else None."""
     if not s.is_ordered:
@@ -91,6 +97,10 @@ def check_structure(s: Structure, atomic_numbers: Sequence[int], n_max: int) -> 
         return f"too many atoms: {len(s)} > N_max = {n_max}"
     if s.volume <= 1e-6:
         return f"degenerate cell: volume {s.volume:.3g} Å³"
+    if len(s) > 1:
+        d = s.distance_matrix[np.triu_indices(len(s), 1)].min()  # nearest periodic images
+        if d < MIN_DISTANCE:
+            return f"overlapping atoms: {d:.3g} Å apart (< {MIN_DISTANCE} Å)"
     return None
 
 
@@ -98,12 +108,16 @@ def parse_cif(text: str) -> Structure:
     """One Structure from CIF text; raises ValueError with the parser's message."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("empty CIF")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             return Structure.from_str(text, fmt="cif")
         except Exception as exc:  # pymatgen raises many types for bad CIFs
-            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+            why = f"{type(exc).__name__}: {exc}"
+            said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+            if said:  # pymatgen's own account of what was wrong (overlaps, a flat cell, ...)
+                why += f" (pymatgen: {'; '.join(said[:2])[:300]})"
+            raise ValueError(why) from None
 
 
 def parse_rows(
@@ -151,12 +165,31 @@ def load_split(
     return parse_rows(rows, info.atomic_numbers, info.n_max, progress, total=len(df))
 
 
+def cif_files_in(folder: Path) -> list[Path]:
+    """The CIF entries of one folder, as every command expands it: names ending ``.cif`` in
+    any case, sorted, without hidden files (an interrupted atomic write leaves ``.x.cif.*``)."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() == ".cif" and not p.name.startswith("."))  # fmt: skip
+
+
+def read_cif_text(path: Path) -> tuple[str | None, str]:
+    """(text, "") or (None, why the file cannot be read as text)."""
+    if path.is_dir():
+        return None, f"{path.name} is a folder, not a CIF file"
+    try:
+        return path.read_text(encoding="utf-8"), ""
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name} is not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return None, f"cannot read {path.name}: {exc.strerror or exc}"
+
+
 def expand_cif_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to their ``*.cif`` files (sorted); missing paths raise."""
+    """Files as given, folders expanded by `cif_files_in`; missing paths raise."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(p.glob("*.cif")))
+            files.extend(cif_files_in(p))
         elif p.is_file():
             files.append(p)
         else:
@@ -172,16 +205,19 @@ def load_cifs(
     """Structures from CIF files or folders; ids are the file stems (made unique)."""
     files = expand_cif_paths(paths)
     used: set[str] = set()
-    rows = []
+    rows, unreadable = [], []
     for f in files:
         rid, k = f.stem, 1
         while rid in used:
             k += 1
             rid = f"{f.stem}_{k}"
         used.add(rid)
-        try:
-            rows.append((rid, f.read_text()))
-        except (OSError, UnicodeDecodeError) as exc:
-            rows.append((rid, ""))
-            log.warning("cannot read %s: %s", f, exc)
-    return parse_rows(rows, atomic_numbers, n_max, progress, total=len(rows))
+        text, why = read_cif_text(f)
+        if text is None:
+            unreadable.append(Skipped(rid, why))
+            log.warning("skipping %s: %s", rid, why)
+        else:
+            rows.append((rid, text))
+    out = parse_rows(rows, atomic_numbers, n_max, progress, total=len(rows))
+    out.skipped.extend(unreadable)
+    return out

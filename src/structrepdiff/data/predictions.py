@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.core import Structure
 
-from structrepdiff.data.io import parse_cif
+from structrepdiff.data.io import cif_files_in, parse_cif, read_cif_text
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class Prediction:
 
 
 def _from_cif_file(rid: str, path: Path) -> Prediction:
+    text, why = read_cif_text(path)
+    if text is None:
+        return Prediction(rid, None, why)
     try:
-        return Prediction(rid, parse_cif(path.read_text()))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return Prediction(rid, parse_cif(text))
+    except ValueError as exc:
         return Prediction(rid, None, f"unreadable CIF {path.name}: {exc}")
 
 
@@ -59,7 +62,7 @@ def _from_summary(folder: Path) -> list[Prediction]:
 
 
 def _from_cif_folder(folder: Path) -> list[Prediction]:
-    files = sorted(folder.glob("*.cif"))
+    files = cif_files_in(folder)
     if not files:
         raise FileNotFoundError(f"{folder} holds neither summary.csv nor *.cif files")
     return [_from_cif_file(f.stem, f) for f in files]
