@@ -414,3 +414,24 @@ def test_near_overlapping_atoms_are_skipped_with_the_distance(tmp_path):
     assert loaded.ids == ["good"]
     (skip,) = loaded.skipped
     assert skip.id == "near" and "0.004 Å apart" in skip.reason and MIN_DISTANCE == 0.5
+
+
+def test_reconstruct_force_clears_its_own_stale_crystals_only(tmp_path):
+    from tests.test_reconstruct import REP as REC_REP
+    from tests.test_reconstruct import crystals
+
+    structs = list(crystals().values())[:2]
+    npz, out = tmp_path / "R.npz", tmp_path / "rec"
+    save_features(FeatureSet(encode_structures(structs, REC_REP), ["a", "b"], REC_REP), npz)
+    args = ["reconstruct", "--representations", str(npz), "--out", str(out), "--trials", "1",
+            "--hops", "1", "--steps", "5", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert (out / "b.cif").exists()
+    (out / "mine.cif").write_text("a user's own file")
+    save_features(FeatureSet(encode_structures(structs[:1], REC_REP), ["a"], REC_REP), npz,
+                  force=True)  # fmt: skip
+    assert main([*args, "--force"]) == 0
+    assert not (out / "b.cif").exists()  # stale: not in the new summary
+    assert (out / "a.cif").exists() and (out / "mine.cif").read_text() == "a user's own file"
+    with open(out / "summary.csv", newline="") as fh:
+        assert [r["id"] for r in csv.DictReader(fh)] == ["a"]

@@ -119,6 +119,21 @@ def summary_extxyz(out: Path, name: str, info) -> int:
     return len(frames)
 
 
+def clear_run(summary: Path, *extra: str) -> int:
+    """Remove what an earlier run in ``summary``'s folder wrote (--force): the crystal files its
+    rows name, the summary itself and ``extra`` files. Nothing the run does not own is touched.
+    Returns the number of crystal files removed."""
+    folder, n = summary.parent, 0
+    for row in read_summary(summary).values():
+        name = row.get("cif") or ""
+        if name and Path(name).name == name:  # a plain file name inside the run folder
+            n += (folder / name).is_file()
+            (folder / name).unlink(missing_ok=True)
+    for name in (summary.name, *extra):
+        (folder / name).unlink(missing_ok=True)
+    return n
+
+
 def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     """Create the output folder, check or write its config, return rows already done."""
     out = Path(job.out)
@@ -130,7 +145,7 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
         "templates": None if job.templates is None else str(job.templates),
     }
     if job.force:
-        summary.unlink(missing_ok=True)
+        clear_run(summary, "generated.extxyz")
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
         raise FileExistsError(
             f"{out} holds a run with other settings ({cfg_path}); "

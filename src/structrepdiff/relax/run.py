@@ -21,6 +21,7 @@ from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction, load_predictions
 from structrepdiff.reconstruct.run import (
     SummaryWriter,
+    clear_run,
     dedupe_ids,
     read_summary,
     safe_name,
@@ -85,7 +86,7 @@ def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
     settings = {"config": job.config.to_dict(), "pred": str(job.pred),
                 "potential_version": potential_version(job.config.potential)}  # fmt: skip
     if job.force:
-        summary.unlink(missing_ok=True)
+        clear_run(summary, "relaxed.extxyz")
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
         raise FileExistsError(f"{out} holds a relaxation with other settings ({cfg_path}); "
                               "use another --out or --force to start over")  # fmt: skip
