@@ -435,3 +435,59 @@ def test_reconstruct_force_clears_its_own_stale_crystals_only(tmp_path):
     assert (out / "a.cif").exists() and (out / "mine.cif").read_text() == "a user's own file"
     with open(out / "summary.csv", newline="") as fh:
         assert [r["id"] for r in csv.DictReader(fh)] == ["a"]
+
+
+# --- no orphaned workers (case 19) --------------------------------------------------------
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+from structrepdiff.cli.main import interrupt_on_sigterm
+from structrepdiff.evaluate.parallel import parallel_map
+from tests.test_hostile import slow_item
+
+interrupt_on_sigterm()
+try:
+    parallel_map(slow_item, [sys.argv[1]] * 64, workers=2, progress=False)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def slow_item(pid_dir: str) -> int:
+    """A worker's task for the orphan test: record this worker's pid, then take a while."""
+    import time
+
+    Path(pid_dir, str(os.getpid())).touch()
+    time.sleep(2.0)
+    return os.getpid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return (
+        Path(f"/proc/{pid}").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc and POSIX signals")
+def test_sigterm_ends_the_worker_pool_too(tmp_path):
+    import signal
+    import time
+
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(pid_dir)], cwd=root)
+    deadline = time.monotonic() + 120
+    while len(list(pid_dir.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.name) for p in pid_dir.iterdir()]
+    assert len(workers) == 2, "the workers never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    time.sleep(1.0)
+    assert not [pid for pid in workers if _alive(pid)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import TypeVar
 
@@ -35,6 +35,17 @@ def parallel_map(
             initializer(*initargs)
         return [fn(x) for x in tqdm(items, **bar)]
     chunk = max(1, min(32, len(items) // (8 * workers)))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer,
-                             initargs=initargs) as pool:  # fmt: skip
-        return list(tqdm(pool.map(fn, items, chunksize=chunk), **bar))
+    # multiprocessing's Pool, not ProcessPoolExecutor: leaving its block on an exception
+    # (Ctrl-C, or SIGTERM turned into one by the CLI) terminates the workers at once
+    # instead of waiting for the queued work, so no worker outlives its parent.
+    with get_context("spawn").Pool(workers, initializer=worker_init,
+                                   initargs=(initializer, initargs)) as pool:  # fmt: skip
+        return list(tqdm(pool.imap(fn, items, chunksize=chunk), **bar))
+
+
+def worker_init(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """Run in each worker: leave Ctrl-C to the parent (which ends the pool), then the
+    caller's initializer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)

@@ -59,9 +59,14 @@ class RelaxSummary:
 _CALC = None  # the potential of this worker process
 
 
-def _init_worker(config: RelaxConfig) -> None:
+def _init_worker(config: RelaxConfig, in_pool: bool = False) -> None:
     global _CALC
+    import signal
+
     import torch
+
+    if in_pool:  # Ctrl-C is the parent's to handle: it terminates the pool
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from structrepdiff.relax.potential import load_calculator
 
@@ -102,7 +107,7 @@ def _results(tasks: list, job: RelaxJob) -> Iterator[tuple[str, RelaxResult, flo
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    with ctx.Pool(job.workers, initializer=_init_worker, initargs=(job.config,)) as pool:
+    with ctx.Pool(job.workers, initializer=_init_worker, initargs=(job.config, True)) as pool:
         yield from pool.imap_unordered(_relax_one, tasks)
 
 
