@@ -77,7 +77,7 @@ def test_cli_sample_with_formulas_decodes_to_them(tmp_path) -> None:
                  "--scaler", "blockwise", "--no-progress"]) == 0  # fmt: skip
     out = tmp_path / "s.npz"
     assert main(["sample", "--model", str(run / "checkpoint.pt"), "--num", "4", "--out",
-                 str(out), "--steps", "10", "--formula", "NaCl", "--formula", "Fe2O3",
+                 str(out), "--sample-steps", "10", "--formula", "NaCl", "--formula", "Fe2O3",
                  "--no-progress"]) == 0  # fmt: skip
     fs = load_features(out)
     got = [dict(Counter(d.numbers.tolist())) for d in decode(fs.R, REP)]

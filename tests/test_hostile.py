@@ -491,3 +491,43 @@ def test_sigterm_ends_the_worker_pool_too(tmp_path):
     assert proc.wait(timeout=30) == 130
     time.sleep(1.0)
     assert not [pid for pid in workers if _alive(pid)]
+
+
+# --- help text (case 17) ------------------------------------------------------------------
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield name, child
+                yield from _subparsers(child)
+
+
+def test_help_shows_every_default_and_steps_are_named_apart(capsys):
+    import argparse
+
+    from structrepdiff.cli.main import build_parser
+    from structrepdiff.reconstruct.config import ReconstructConfig
+
+    parser = build_parser()
+    for name, sub in _subparsers(parser):
+        text = sub.format_help()
+        for action in sub._actions:
+            d = action.default
+            hidden = argparse.SUPPRESS in (d, action.help) or not action.option_strings
+            hidden = hidden or action.nargs == 0  # flags
+            shown = not (hidden or d is None or d is False or d in ([], ()))
+            if shown:
+                want = "".join(f"(default: {d})".split())
+                assert want in "".join(text.split()), (name, action.dest)
+    subs = dict(_subparsers(parser))
+    assert "--sample-steps" in subs["sample"].format_help()
+    assert "--steps" not in subs["sample"].format_help().replace("--sample-steps", "")
+    assert f"(default: {ReconstructConfig().steps})" in " ".join(
+        subs["reconstruct"].format_help().split()
+    )
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        ReconstructConfig(threshold=-1e-3)

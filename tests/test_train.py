@@ -106,7 +106,7 @@ def test_cli_train_then_sample_is_reproducible(tmp_path, features, capsys) -> No
         for name in ("x", "y"):
             out = tmp_path / f"{sampler}_{name}.npz"
             assert main(["sample", "--model", str(run / "checkpoint.pt"), "--num", "5",
-                         "--out", str(out), "--sampler", sampler, "--steps", "10",
+                         "--out", str(out), "--sampler", sampler, "--sample-steps", "10",
                          "--no-progress"]) == 0  # fmt: skip
             outs.append(load_features(out))
         assert outs[0].R.shape == (5, REP.layout.dim) and outs[0].rep == REP
@@ -215,7 +215,7 @@ def test_export_samples_like_the_original_and_cannot_resume(tmp_path, features) 
     for name, path in (("full", full), ("f32", f32), ("f16", f16)):
         out = tmp_path / f"{name}.npz"
         assert main(["sample", "--model", str(path), "--num", "5", "--out", str(out),
-                     "--steps", "10", "--no-progress"]) == 0  # fmt: skip
+                     "--sample-steps", "10", "--no-progress"]) == 0  # fmt: skip
         R[name] = load_features(out).R
     assert np.array_equal(R["full"], R["f32"])  # same weights, same seed: same vectors
     spread = R["full"].std(axis=0).max()

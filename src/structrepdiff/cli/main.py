@@ -46,7 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     composition_cmd.register(sub)
     data_cmd.register(sub)
     evaluate_cmd.register(sub)
+    show_defaults(parser)
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option of every (nested) sub-command shows its default in --help; the defaults
+    themselves come from the config dataclasses the commands build."""
+    for action in parser._actions:  # argparse keeps no public list of them
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                show_defaults(child)
+            continue
+        d = action.default
+        no_default = d is None or d is False or d is argparse.SUPPRESS or d in ([], ())
+        no_default = no_default or action.nargs == 0  # a flag: its default is its absence
+        if (action.option_strings and action.help is not argparse.SUPPRESS and not no_default
+                and "%(default)" not in (action.help or "")):  # fmt: skip
+            action.help = f"{action.help or ''} (default: %(default)s)".strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

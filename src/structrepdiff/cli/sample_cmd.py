@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
     p.add_argument("--num", required=True, type=int, help="how many vectors")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
-    add_sampling_options(p, "--steps")
+    add_sampling_options(p, "--sample-steps")
+    p.add_argument("--steps", dest="sample_steps", type=int, help=argparse.SUPPRESS)  # old name
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--force", action="store_true", help="overwrite --out")

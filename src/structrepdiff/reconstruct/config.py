@@ -48,6 +48,10 @@ class ReconstructConfig:
             raise ValueError("swap_prob must be in [0, 1]")
         if not (self.lr_start > 0 and self.lr_end > 0 and self.hop_size >= 0 and self.skin > 0):
             raise ValueError("learning rates and skin must be positive, hop_size >= 0")
+        if not self.threshold >= 0:
+            raise ValueError(f"threshold must be >= 0 (a loss), got {self.threshold}")
+        if self.d_min_weight < 0 or self.overlap_weight < 0:
+            raise ValueError("d_min_weight and overlap_weight must be >= 0")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
