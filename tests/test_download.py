@@ -121,6 +121,7 @@ def perov_val_sha(monkeypatch: pytest.MonkeyPatch) -> str:
     """Make the registry's perov_5 val checksum the one of the served file."""
     digest = _sha(PEROV_VAL)
     monkeypatch.setitem(get_dataset("perov_5").sha256, "val", digest)
+    monkeypatch.setitem(get_dataset("perov_5").n_bytes, "val", len(PEROV_VAL))
     return digest
 
 
@@ -277,10 +278,13 @@ def test_unknown_split_or_scheme_raises_value_error(server, tmp_path):
 
 
 def test_download_dataset_all_splits(server, tmp_path, perov_val_sha, monkeypatch):
-    monkeypatch.setitem(get_dataset("perov_5").sha256, "test", _sha(FILES["/perov_5/test.csv"]))
+    info = get_dataset("perov_5")
+    for split in ("train", "test"):
+        monkeypatch.setitem(info.sha256, split, _sha(FILES[f"/perov_5/{split}.csv"]))
+        monkeypatch.setitem(info.n_bytes, split, len(FILES[f"/perov_5/{split}.csv"]))
     results = download_dataset("perov_5", tmp_path, base_url=server.url, progress=True)
     assert [r.split for r in results] == ["train", "val", "test"]
-    assert [r.verified for r in results] == ["size", "sha256", "sha256"]
+    assert [r.verified for r in results] == ["sha256", "sha256", "sha256"]
     for r in results:
         assert r.path.read_bytes() == FILES[f"/perov_5/{r.split}.csv"]
 
@@ -340,3 +344,45 @@ def test_unreachable_host_raises_download_error(tmp_path, monkeypatch):
             "mp_20", "val", tmp_path, base_url=f"http://127.0.0.1:{port}", progress=False
         )
     assert not (tmp_path / "mp_20" / "val.csv").exists()
+
+
+def test_registry_knows_every_original_split():
+    # shared/data/README.md: every original CDVAE CSV but MP-20 val (only a converted copy)
+    for name in ("mp_20", "perov_5", "carbon_24"):
+        info = get_dataset(name)
+        for split in info.splits:
+            if (name, split) == ("mp_20", "val"):
+                assert split not in info.sha256 and split not in info.n_bytes
+                continue
+            assert len(info.sha256[split]) == 64 and info.n_bytes[split] > 1_000_000
+
+
+@pytest.mark.parametrize("dataset", ["perov_5", "carbon_24"])
+def test_registry_matches_the_byte_identical_local_copies(dataset):
+    # perov_5 / carbon_24 val and test in shared/data are the originals, gzipped: an oracle
+    import gzip
+
+    from structrepdiff.data.paths import DataNotFoundError, resolve_data_dir
+
+    try:
+        root = resolve_data_dir()
+    except DataNotFoundError:
+        pytest.skip("no data directory")
+    info = get_dataset(dataset)
+    for split in ("val", "test"):
+        path = root / dataset / f"{split}.csv.gz"
+        if not path.is_file():
+            pytest.skip(f"{path} not present")
+        data = gzip.decompress(path.read_bytes())
+        assert (len(data), _sha(data)) == (info.n_bytes[split], info.sha256[split])
+
+
+def test_a_file_shorter_than_the_registry_says_is_kept_for_resume(server, tmp_path, monkeypatch):
+    # a server that announces no length cannot hide a truncated file from the registry
+    info = get_dataset("perov_5")
+    monkeypatch.setitem(info.sha256, "val", _sha(PEROV_VAL + b"x" * 10))
+    monkeypatch.setitem(info.n_bytes, "val", len(PEROV_VAL) + 10)
+    with pytest.raises(DownloadError, match="registry expects"):
+        _fetch(server, tmp_path)
+    assert (tmp_path / "perov_5" / "val.csv.part").stat().st_size == len(PEROV_VAL)
+    assert not (tmp_path / "perov_5" / "val.csv").exists()

@@ -402,6 +402,34 @@ def test_one_folder_expansion_case_insensitive_without_hidden_files(tmp_path):
     assert sorted(p.id for p in preds) == ["B", "a"] and all(p.structure for p in preds)
 
 
+def _multi_block_cif() -> str:
+    """Three blocks: SrTiO3 at a = 3.9 and 4.1 Å (block names as pymatgen writes them, so
+    they repeat) and one whose cell is missing."""
+    a, b = (_perovskite(x).to(fmt="cif") for x in (3.9, 4.1))
+    broken = "data_broken\n_symmetry_space_group_name_H-M 'P 1'\n"
+    return "# written by hand\n" + a + "\n" + b + "\n" + broken
+
+
+def test_every_block_of_a_multi_block_cif_is_read(tmp_path):
+    from structrepdiff.data.io import load_cifs
+    from structrepdiff.data.predictions import load_predictions
+    from structrepdiff.data.registry import get_dataset
+
+    (tmp_path / "many.cif").write_text(_multi_block_cif())
+    info = get_dataset("perov_5")
+    loaded = load_cifs([tmp_path], info.atomic_numbers, info.n_max)
+    assert loaded.ids == ["many:SrTiO3", "many:SrTiO3~2"]
+    assert [round(s.lattice.a, 3) for s in loaded.structures] == [3.9, 4.1]
+    (skip,) = loaded.skipped
+    assert skip.id == "many:broken" and skip.reason
+    preds = load_predictions(tmp_path / "many.cif")
+    assert [p.id for p in preds] == ["many:SrTiO3", "many:SrTiO3~2", "many:broken"]
+    assert preds[1].structure.lattice.a == pytest.approx(4.1)
+    assert preds[2].structure is None and "unreadable CIF many.cif" in preds[2].reason
+    (tmp_path / "one.cif").write_text(_perovskite().to(fmt="cif"))  # one block: plain id
+    assert [p.id for p in load_predictions(tmp_path / "one.cif")] == ["one"]
+
+
 def test_near_overlapping_atoms_are_skipped_with_the_distance(tmp_path):
     from structrepdiff.data.io import MIN_DISTANCE, load_cifs
     from structrepdiff.data.registry import get_dataset

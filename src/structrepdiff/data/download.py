@@ -46,8 +46,9 @@ class DownloadResult:
 
     ``n_bytes`` is the size of the final file in bytes; ``sha256`` its hex digest.
     ``verified`` is the strongest check applied: ``"sha256"`` (matched the registry checksum),
-    ``"size"`` (matched the size announced by the server), ``"sidecar"`` (an already present
-    file matched its own ``.sha256`` sidecar) or ``"none"`` (nothing to check against).
+    ``"size"`` (matched the size announced by the server or known to the registry),
+    ``"sidecar"`` (an already present file matched its own ``.sha256`` sidecar) or ``"none"``
+    (nothing to check against).
     ``resumed_from`` is the byte offset the transfer resumed from (bytes already present in
     the ``.part`` file and kept; 0 for a fresh transfer or when the server ignored ``Range``).
     ``skipped`` is True when the final file was already present and valid (no network used).
@@ -214,23 +215,27 @@ def _transfer(
     return offset, total
 
 
-def _verify(part: Path, url: str, total: int | None, expected: str | None) -> tuple[str, str]:
-    """Check ``part`` against the announced size and the known sha256; (digest, verified).
+def _verify(
+    part: Path, url: str, total: int | None, expected: str | None, known: int | None = None
+) -> tuple[str, str]:
+    """Check ``part`` against the announced size ``total``, the registry's size ``known`` and
+    the registry's sha256 ``expected``; (digest, verified).
 
     A short file is kept for resuming; a file too long or with a wrong digest is deleted.
     """
     size = part.stat().st_size
-    if total is not None and size < total:
-        raise DownloadError(
-            f"incomplete download of {url}: got {size} of {total} bytes (connection dropped?); "
-            f"the partial file {part} was kept, re-run to resume"
-        )
-    if total is not None and size > total:
-        part.unlink()
-        raise DownloadError(
-            f"download of {url} has {size} bytes but the server announced {total}; "
-            "the partial file was deleted, re-run to download again"
-        )
+    for want, whose in ((total, "the server announced"), (known, "the registry expects")):
+        if want is not None and size < want:
+            raise DownloadError(
+                f"incomplete download of {url}: got {size} of {want} bytes ({whose}; connection "
+                f"dropped?); the partial file {part} was kept, re-run to resume"
+            )
+        if want is not None and size > want:
+            part.unlink()
+            raise DownloadError(
+                f"download of {url} has {size} bytes but {whose} {want}; the partial file was "
+                "deleted, re-run to download again (or check --base-url)"
+            )
     digest = sha256_file(part)
     if expected is not None and digest != expected.lower():
         part.unlink()
@@ -239,7 +244,8 @@ def _verify(part: Path, url: str, total: int | None, expected: str | None) -> tu
             "deleted. The upstream file may have changed or the transfer was corrupted; re-run, "
             "and if it persists check --base-url"
         )
-    return digest, "sha256" if expected is not None else ("size" if total is not None else "none")
+    sized = total is not None or known is not None
+    return digest, "sha256" if expected is not None else ("size" if sized else "none")
 
 
 def download_split(
@@ -278,7 +284,7 @@ def download_split(
     resumed_from, total = _transfer(
         url, part, timeout=timeout, progress=progress, chunk_size=chunk_size
     )
-    digest, verified = _verify(part, url, total, expected)
+    digest, verified = _verify(part, url, total, expected, info.n_bytes.get(split))
     os.replace(part, final)
     _write_sidecar(sidecar, final.name, digest)
     log.info("downloaded %s (%d bytes, verified by %s)", final, final.stat().st_size, verified)

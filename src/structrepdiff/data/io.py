@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 import zlib
 from collections import Counter
@@ -184,6 +185,33 @@ def read_cif_text(path: Path) -> tuple[str | None, str]:
         return None, f"cannot read {path.name}: {exc.strerror or exc}"
 
 
+_DATA_LINE = re.compile(r"^[ \t]*data_(\S*)", re.IGNORECASE | re.MULTILINE)
+
+
+def split_cif_blocks(text: str) -> list[tuple[str | None, str]]:
+    """(block name, text) for every ``data_`` block of a CIF; one block gives ``[(None, text)]``
+    so single-block files keep their plain id. Text before the first block (comments) is kept
+    with each block; repeated or empty block names get ``~k`` / their index so names are unique."""
+    starts = [(m.start(), m.group(1)) for m in _DATA_LINE.finditer(text)]
+    if len(starts) < 2:
+        return [(None, text)]
+    head, out, used = text[: starts[0][0]], [], set()
+    for k, (pos, name) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(text)
+        name, base, j = name or str(k + 1), name or str(k + 1), 1
+        while name in used:
+            j += 1
+            name = f"{base}~{j}"
+        used.add(name)
+        out.append((name, head + text[pos:end]))
+    return out
+
+
+def cif_rows(rid: str, text: str) -> list[tuple[str, str]]:
+    """(id, text) per block of one CIF file: ``rid`` for a single block, ``rid:block`` else."""
+    return [(rid if b is None else f"{rid}:{b}", t) for b, t in split_cif_blocks(text)]
+
+
 def expand_cif_paths(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given, folders expanded by `cif_files_in`; missing paths raise."""
     files: list[Path] = []
@@ -202,7 +230,8 @@ def expand_cif_paths(paths: Sequence[str | Path]) -> list[Path]:
 def load_cifs(
     paths: Sequence[str | Path], atomic_numbers: Sequence[int], n_max: int, progress: bool = False
 ) -> LoadedStructures:
-    """Structures from CIF files or folders; ids are the file stems (made unique)."""
+    """Structures from CIF files or folders; ids are the file stems (made unique), and
+    ``<stem>:<block>`` for each block of a multi-block CIF."""
     files = expand_cif_paths(paths)
     used: set[str] = set()
     rows, unreadable = [], []
@@ -217,7 +246,7 @@ def load_cifs(
             unreadable.append(Skipped(rid, why))
             log.warning("skipping %s: %s", rid, why)
         else:
-            rows.append((rid, text))
+            rows.extend(cif_rows(rid, text))
     out = parse_rows(rows, atomic_numbers, n_max, progress, total=len(rows))
     out.skipped.extend(unreadable)
     return out

@@ -6,7 +6,8 @@ as a non-match). Accepted ``path`` forms:
 
 - a folder with ``summary.csv`` (output of `reconstruct` / `generate`): one prediction per row,
   the CIF named in its ``cif`` column, or none with the row's status and reason;
-- a folder of ``*.cif`` files (ids are the file stems), or one ``.cif`` file;
+- a folder of ``*.cif`` files (ids are the file stems), or one ``.cif`` file; each block of a
+  multi-block CIF is one prediction with id ``<stem>:<block>``;
 - an ``.extxyz`` / ``.xyz`` file (ids from each frame's ``id`` info, else the frame index);
 - a CDVAE-format CSV (``.csv`` / ``.csv.gz``) with a ``cif`` column and ids from
   ``material_id`` or ``id`` (else the row number); a row with an empty ``cif`` keeps the
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.core import Structure
 
-from structrepdiff.data.io import cif_files_in, parse_cif, read_cif_text
+from structrepdiff.data.io import cif_files_in, cif_rows, parse_cif, read_cif_text
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,18 @@ class Prediction:
     reason: str | None = None
 
 
-def _from_cif_file(rid: str, path: Path) -> Prediction:
+def _from_cif_file(rid: str, path: Path) -> list[Prediction]:
+    """One prediction per ``data_`` block (ids ``rid`` or ``rid:block``, see `cif_rows`)."""
     text, why = read_cif_text(path)
     if text is None:
-        return Prediction(rid, None, why)
-    try:
-        return Prediction(rid, parse_cif(text))
-    except ValueError as exc:
-        return Prediction(rid, None, f"unreadable CIF {path.name}: {exc}")
+        return [Prediction(rid, None, why)]
+    out = []
+    for bid, block in cif_rows(rid, text):
+        try:
+            out.append(Prediction(bid, parse_cif(block)))
+        except ValueError as exc:
+            out.append(Prediction(bid, None, f"unreadable CIF {path.name}: {exc}"))
+    return out
 
 
 def _from_summary(folder: Path) -> list[Prediction]:
@@ -54,7 +59,7 @@ def _from_summary(folder: Path) -> list[Prediction]:
     out = []
     for r in rows:
         if r.get("cif"):
-            out.append(_from_cif_file(r["id"], folder / r["cif"]))
+            out.extend(_from_cif_file(r["id"], folder / r["cif"]))
         else:
             why = r.get("reason") or "no structure"
             out.append(Prediction(r["id"], None, f"{r['status']}: {why}"))
@@ -65,7 +70,7 @@ def _from_cif_folder(folder: Path) -> list[Prediction]:
     files = cif_files_in(folder)
     if not files:
         raise FileNotFoundError(f"{folder} holds neither summary.csv nor *.cif files")
-    return [_from_cif_file(f.stem, f) for f in files]
+    return [p for f in files for p in _from_cif_file(f.stem, f)]
 
 
 def _extxyz_frames(path: Path) -> Iterator[tuple[int, str | None, str]]:
@@ -166,7 +171,7 @@ def load_predictions(path: str | Path) -> list[Prediction]:
         raise FileNotFoundError(f"predictions {path} do not exist")
     name = path.name.lower()
     if name.endswith(".cif"):
-        return [_from_cif_file(path.stem, path)]
+        return _from_cif_file(path.stem, path)
     if name.endswith((".extxyz", ".xyz")):
         return _from_extxyz(path)
     if name.endswith((".csv", ".csv.gz")):

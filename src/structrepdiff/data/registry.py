@@ -25,7 +25,9 @@ class DatasetInfo:
 
     ``atomic_numbers`` is the element vocabulary in periodic-table order; ``n_max`` the largest
     atom count; ``sha256`` maps split name to the sha256 of the original, uncompressed CSV where
-    it is known (used to verify downloads).
+    it is known and ``n_bytes`` its size in bytes (both used to verify downloads; from
+    ``shared/data/README.md``: the originals in txie-93/cdvae ``data/<dataset>/<split>.csv``).
+    MP-20 val is the one split with neither: only a converted copy of it is known.
     """
 
     name: str
@@ -33,6 +35,7 @@ class DatasetInfo:
     n_max: int
     splits: tuple[str, ...] = ("train", "val", "test")
     sha256: dict[str, str] = field(default_factory=dict)
+    n_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def elements(self) -> list[str]:
@@ -45,24 +48,37 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "mp_20": DatasetInfo("mp_20", _MP20_Z, 20),
+    "mp_20": DatasetInfo(
+        "mp_20",
+        _MP20_Z,
+        20,
+        sha256={
+            "train": "133bab58dba02d316f9f91174839f17802dce648be4e8659d1a42b32b97fa01d",
+            "test": "dd605c7543cf95a13e150aed630d0915e74edc8dea17e85301ee6fbfeb7f500a",
+        },
+        n_bytes={"train": 34975028, "test": 11599133},
+    ),
     "perov_5": DatasetInfo(
         "perov_5",
         _PEROV5_Z,
         5,
         sha256={
+            "train": "99cc012c21f5670a3d70d53781e1c4f20a9748a2f54945012db7bec5b563af4c",
             "val": "326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2",
             "test": "a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6",
         },
+        n_bytes={"train": 11017473, "val": 3673814, "test": 3671842},
     ),
     "carbon_24": DatasetInfo(
         "carbon_24",
         _CARBON24_Z,
         24,
         sha256={
+            "train": "de142c40617954a8b56c66a98bffb1a541abba69c79020067083c74dc445fa5f",
             "val": "36c00689cd63073c954a58bc6ed6e2adb7aeed5a630c994970959a1babffd50e",
             "test": "386b17c08816f434818d51e46687bf72ff3f92348f3ba24823e4758f1fe8a969",
         },
+        n_bytes={"train": 6969022, "val": 2321923, "test": 2319350},
     ),
 }
 
