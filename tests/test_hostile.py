@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -551,6 +552,7 @@ def test_help_shows_every_default_and_steps_are_named_apart(capsys):
             if shown:
                 want = "".join(f"(default: {d})".split())
                 assert want in "".join(text.split()), (name, action.dest)
+        assert not re.search(r"\(default: ([^)]*)\)\s*\(default: \1\)", text), name  # once
     subs = dict(_subparsers(parser))
     assert "--sample-steps" in subs["sample"].format_help()
     assert "--steps" not in subs["sample"].format_help().replace("--sample-steps", "")
@@ -559,3 +561,53 @@ def test_help_shows_every_default_and_steps_are_named_apart(capsys):
     )
     with pytest.raises(ValueError, match="threshold must be >= 0"):
         ReconstructConfig(threshold=-1e-3)
+
+
+def test_a_hostile_folder_goes_through_featurize_reconstruct_evaluate(tmp_path):
+    """Every good input comes out reconstructed and matched; every bad one has a reason."""
+    import pandas as pd
+
+    bzo = Structure(Lattice.cubic(4.2), ["Ba", "Zr", "O", "O", "O"], SITES)
+    good = {"sto": _perovskite(3.9), "bzo": bzo}
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, s in good.items():
+        (folder / f"{name}.cif").write_text(s.to(fmt="cif"))
+    knb = Structure(Lattice.cubic(4.0), ["K", "Nb", "O", "O", "O"], SITES)
+    two = knb.to(fmt="cif") + "\ndata_broken\n_symmetry_space_group_name_H-M 'P 1'\n"
+    (folder / "two.cif").write_text(two)  # one good block, one without a cell
+    good["two:" + two.split("data_", 2)[1].split()[0]] = knb
+    (folder / "junk.cif").write_text("not a cif")
+    (folder / "empty.cif").write_text("")
+    (folder / "latin1.cif").write_bytes(b"data_x\n# caf\xe9\n")
+    (folder / "dir.cif").mkdir()
+    (folder / "tiny.cif").write_text(_tiny_cell().to(fmt="cif"))
+    near = Structure(Lattice.cubic(4.0), ["Sr", "O"], [[0, 0, 0], [0, 0, 0.001]])
+    (folder / "near.cif").write_text(near.to(fmt="cif"))
+    (folder / "alien.cif").write_text(Structure(Lattice.cubic(4), ["U"], [[0, 0, 0]]).to(fmt="cif"))
+    bad = {"two:broken", "junk", "empty", "latin1", "dir", "tiny", "near", "alien"}
+
+    feats = tmp_path / "f.npz"
+    assert main(_featurize_args(folder, feats)) == 0
+    fs = load_features(feats)
+    assert sorted(fs.ids) == sorted(good)
+    reasons = {s.id: s.reason for s in fs.skipped}
+    assert set(reasons) == bad and all(r.strip() for r in reasons.values())
+
+    rec = tmp_path / "rec"
+    assert main(["reconstruct", "--representations", str(feats), "--out", str(rec), "--trials",
+                 "3", "--hops", "3", "--steps", "200", "--no-progress"]) == 0  # fmt: skip
+    with open(rec / "summary.csv", newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(good) and all(r["cif"] for r in rows.values())
+
+    data = tmp_path / "data" / "perov_5"
+    data.mkdir(parents=True)
+    pd.DataFrame([{"material_id": k, "cif": s.to(fmt="cif")} for k, s in good.items()]).to_csv(
+        data / "test.csv", index=False
+    )
+    assert main(["evaluate", "reconstruction", "--pred", str(rec), "--dataset", "perov_5",
+                 "--data-dir", str(data.parent), "--workers", "1", "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0  # fmt: skip
+    m = json.loads((rec / "evaluation_reconstruction" / "metrics.json").read_text())
+    assert m["n_predictions"] == len(good) and m["match_rate_pct"] == pytest.approx(100.0), m

@@ -61,8 +61,12 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
         d = action.default
         no_default = d is None or d is False or d is argparse.SUPPRESS or d in ([], ())
         no_default = no_default or action.nargs == 0  # a flag: its default is its absence
-        if (action.option_strings and action.help is not argparse.SUPPRESS and not no_default
-                and "%(default)" not in (action.help or "")):  # fmt: skip
+        if (
+            action.option_strings
+            and action.help is not argparse.SUPPRESS
+            and not no_default
+            and "default" not in (action.help or "")
+        ):  # fmt: skip (said already)
             action.help = f"{action.help or ''} (default: %(default)s)".strip()
 
 
