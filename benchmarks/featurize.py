@@ -125,7 +125,7 @@ def time_encoding(structures: list, args: argparse.Namespace) -> dict[str, Any]:
 
     from structrepdiff.data.registry import get_dataset
     from structrepdiff.descriptor.config import get_preset
-    from structrepdiff.featurize import DTYPES
+    from structrepdiff.pipeline.featurize import DTYPES
     from structrepdiff.representation.encode import Representation, iter_batches
 
     info = get_dataset(args.dataset)

@@ -42,7 +42,12 @@ from reconstruction import templates_for  # benchmarks/ is on sys.path when run 
 from structrepdiff.data.predictions import load_predictions, save_predictions_csv
 from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
-from structrepdiff.generate import GenerateConfig, check_settings, save_settings, write_extxyz
+from structrepdiff.pipeline.generate import (
+    GenerateConfig,
+    check_settings,
+    save_settings,
+    write_extxyz,
+)
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 

@@ -34,7 +34,7 @@ from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
-from structrepdiff.reconstruct.run import template_starts
+from structrepdiff.reconstruct.run import outcome_structure, template_starts
 from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
@@ -120,7 +120,6 @@ def random_baseline(t: Target, structure, matcher, seed: int):
 
 def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[dict]:
     from pymatgen.analysis.structure_matcher import StructureMatcher
-    from pymatgen.core import Lattice, Structure
 
     info = get_dataset(dataset)
     rep = Representation(get_preset(args.preset), info.atomic_numbers, info.n_max)
@@ -156,9 +155,7 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
         outcomes = reconstruct_batch(targets, rep.ead, cfg, starts)
         per = (time.perf_counter() - t0) / len(ks)
         for k, t, o in zip(ks, targets, outcomes, strict=True):
-            pred = Structure(
-                Lattice(o.cell), o.numbers.tolist(), o.positions, coords_are_cartesian=True
-            )
+            pred = outcome_structure(o)
             row = {
                 "id": o.id,
                 "n_atoms": len(o.numbers),

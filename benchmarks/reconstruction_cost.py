@@ -27,7 +27,7 @@ from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
-from structrepdiff.reconstruct.run import template_starts
+from structrepdiff.reconstruct.run import outcome_structure, template_starts
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
 
@@ -43,7 +43,6 @@ SETTINGS = {
 
 def measure(structures, ids, dataset, setting, tset, batch_size: int) -> dict:
     from pymatgen.analysis.structure_matcher import StructureMatcher
-    from pymatgen.core import Lattice, Structure
 
     preset, use_templates, trials, hops, steps = setting
     info = get_dataset(dataset)
@@ -63,8 +62,7 @@ def measure(structures, ids, dataset, setting, tset, batch_size: int) -> dict:
         for o, s in zip(outcomes, structures[k : k + batch_size], strict=True):
             n_steps += o.steps
             conv += o.converged
-            pred = Structure(Lattice(o.cell), o.numbers.tolist(), o.positions,
-                             coords_are_cartesian=True)  # fmt: skip
+            pred = outcome_structure(o)
             match += matcher.get_rms_dist(pred, s) is not None
     n = len(targets)
     return {

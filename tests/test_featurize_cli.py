@@ -258,7 +258,7 @@ def test_featurize_saves_a_scaler_fitted_on_the_rows(cif_dir, tmp_path):
 
 
 def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, monkeypatch):
-    import structrepdiff.featurize as fz
+    import structrepdiff.pipeline.featurize as fz
 
     out = tmp_path / "x.npz"
     args = [*_cif_args(cif_dir, out), "--batch-size", "1"]

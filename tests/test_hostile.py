@@ -304,7 +304,7 @@ def test_one_bad_extxyz_frame_is_an_invalid_crystal_with_its_index(tmp_path):
 
 
 def test_ctrl_c_ends_quietly_saying_what_was_saved(tmp_path, capsys, monkeypatch):
-    import structrepdiff.featurize as featurize_mod
+    import structrepdiff.pipeline.featurize as featurize_mod
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt

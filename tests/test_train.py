@@ -166,7 +166,7 @@ def test_write_extxyz_carries_id_status_and_loss(tmp_path) -> None:
     from ase.io import read
     from pymatgen.core import Lattice, Structure
 
-    from structrepdiff.generate import write_extxyz
+    from structrepdiff.pipeline.generate import write_extxyz
 
     Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
         filename=str(tmp_path / "a.cif")

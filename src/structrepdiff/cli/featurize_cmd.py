@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.featurize import FeaturizeConfig, featurize
+    from structrepdiff.pipeline.featurize import FeaturizeConfig, featurize
 
     cfg = FeaturizeConfig(
         out=args.out,

@@ -152,6 +152,30 @@ def parse_rows(
     return out
 
 
+def check_structures(
+    structures: Sequence[Structure], ids: Sequence[str], atomic_numbers: Sequence[int], n_max: int
+) -> LoadedStructures:
+    """In-memory structures through the same checks as parsed rows (`check_structure`, one
+    row per id): the ones that pass, and every other with its reason."""
+    if len(structures) != len(ids):
+        raise ValueError(f"{len(structures)} structures but {len(ids)} ids")
+    out, seen = LoadedStructures(), set()
+    for rid, s in zip(map(str, ids), structures, strict=True):
+        if rid in seen:
+            reason = "duplicate id: an earlier row has the same id"
+        elif not isinstance(s, Structure):
+            reason = f"not a pymatgen Structure: {type(s).__name__}"
+        else:
+            reason = check_structure(s, atomic_numbers, n_max)
+        seen.add(rid)
+        if reason is None:
+            out.ids.append(rid)
+            out.structures.append(s)
+        else:
+            out.skipped.append(Skipped(rid, reason))
+    return out
+
+
 def load_split(
     dataset: str,
     split: str,

@@ -52,3 +52,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         "`structrepdiff data download mp_20` (also perov_5, carbon_24), which writes to "
         f"{DEFAULT_DOWNLOAD_DIR}."
     )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (cache keys of derived tables)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """$STRUCTREPDIFF_CACHE, else ~/.cache/structrepdiff (reference tables, templates)."""
+    env = os.environ.get("STRUCTREPDIFF_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "structrepdiff"

@@ -115,7 +115,7 @@ def load_training_features(cfg: TrainConfig) -> FeatureSet:
     """The training rows: ``cfg.features``, or the dataset split featurised once into out/."""
     if cfg.features is not None:
         return load_features(cfg.features)
-    from structrepdiff.featurize import FeaturizeConfig, featurize
+    from structrepdiff.pipeline.featurize import FeaturizeConfig, featurize
 
     path = training_features_path(cfg.out, None, cfg.split)
     if not path.exists():

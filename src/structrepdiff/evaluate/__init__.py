@@ -5,6 +5,9 @@ something failed. This package imports no model code (only pymatgen, matminer, s
 scipy); matminer is imported on first use of a fingerprint.
 """
 
+import sys
+import types
+
 from structrepdiff.evaluate.cdvae_constants import (
     COMP_SCALER_MEANS,
     COMP_SCALER_STDS,
@@ -96,3 +99,16 @@ __all__ = [
     "structure_validity",
     "uniqueness",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``structrepdiff.evaluate(structures, dataset=...)`` calls `evaluate_structures`, while
+    ``structrepdiff.evaluate`` stays the package of metric functions."""
+
+    def __call__(self, structures, dataset: str, split: str = "test", **kwargs):
+        from structrepdiff.evaluate.run import evaluate_structures
+
+        return evaluate_structures(structures, dataset, split, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

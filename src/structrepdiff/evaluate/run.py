@@ -20,6 +20,7 @@ import os
 import platform
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,14 +275,13 @@ def _header(cfg: EvaluateConfig, n_ref: int, ref_path: Path) -> dict[str, Any]:
     }
 
 
-def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
-    """Score generated crystals (module docstring); writes metrics.json and per_crystal.csv
-    into `EvaluateConfig.out_dir` and returns the metrics."""
-    out = _prepare_out(cfg)
-    t0 = time.perf_counter()
-    preds = load_predictions(cfg.pred)
+def score_generation(preds: list[Prediction], cfg: EvaluateConfig
+                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+    """Metrics and per-crystal rows of ``preds`` against ``cfg``'s split, in memory (nothing
+    is written; ``cfg.pred`` is only recorded)."""
     if not preds:
         raise ValueError(f"no predictions in {cfg.pred}")
+    t0 = time.perf_counter()
     ref_path = split_path(cfg.data_dir, cfg.dataset, cfg.split)
     ref = cached_reference(ref_path, cfg.cache_dir)  # skips parsing the split when cached
     if ref is None:
@@ -299,6 +299,14 @@ def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
     metrics.update(symmetry_and_novelty(rows, preds, nov_ref, cfg.workers, cfg.progress))
     metrics["seconds"] = {"reference": round(t_ref - t0, 1),
                           "generated": round(time.perf_counter() - t_ref, 1)}  # fmt: skip
+    return metrics, rows
+
+
+def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Score generated crystals (module docstring); writes metrics.json and per_crystal.csv
+    into `EvaluateConfig.out_dir` and returns the metrics."""
+    out = _prepare_out(cfg)
+    metrics, rows = score_generation(load_predictions(cfg.pred), cfg)
     write_csv(out / "per_crystal.csv", rows, CSV_FIELDS)
     write_json(out / "metrics.json", metrics)
     return metrics
@@ -363,3 +371,47 @@ def evaluate_reconstruction(cfg: EvaluateConfig) -> dict[str, Any]:
     write_csv(out / "per_crystal.csv", rows, RECON_FIELDS)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``metrics`` as in metrics.json; ``rows`` one dict per crystal as in per_crystal.csv."""
+
+    metrics: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def as_predictions(items: Sequence[Any], ids: Sequence[str] | None = None) -> list[Prediction]:
+    """Predictions from pymatgen Structures, ase Atoms, objects with ``structure`` (and
+    ``reason``) attributes such as generated crystals, or None (no crystal)."""
+    from pymatgen.core import Structure
+
+    out = []
+    for k, item in enumerate(items):
+        rid = str(ids[k]) if ids is not None else getattr(item, "id", None) or str(k)
+        reason = getattr(item, "reason", None)
+        s = getattr(item, "structure", item)
+        if s is not None and not isinstance(s, Structure) and hasattr(s, "get_cell"):
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            s = AseAtomsAdaptor.get_structure(s)
+        if s is not None and not isinstance(s, Structure):
+            s, reason = None, f"not a crystal: {type(s).__name__}"
+        out.append(Prediction(rid, s, None if s is not None else reason or "no structure"))
+    return out
+
+
+def evaluate_structures(structures: Sequence[Any], dataset: str, split: str = "test", *,
+                        ids: Sequence[str] | None = None, novelty_split: str | None = None,
+                        data_dir: str | None = None, n_property: int = 1000, seed: int = 0,
+                        workers: int | None = 1, cache_dir: Path | None = None,
+                        progress: bool = False) -> Evaluation:  # fmt: skip
+    """CDVAE's generation metrics of in-memory crystals (see `as_predictions`) against
+    ``dataset``'s ``split``, as `evaluate generation` computes them; nothing is written.
+    ``novelty_split`` None: "train" when the dataset has it, else "val"; "" skips novelty."""
+    cfg = EvaluateConfig(pred=Path("<in memory>"), dataset=dataset, split=split,
+                         data_dir=data_dir, novelty_split=novelty_split, n_property=n_property,
+                         seed=seed, workers=workers, cache_dir=cache_dir,
+                         progress=progress)  # fmt: skip
+    metrics, rows = score_generation(as_predictions(structures, ids), cfg)
+    return Evaluation(metrics, rows)

@@ -10,8 +10,6 @@ used torch cannot deadlock them) with a progress bar.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from structrepdiff.data.atomic import atomic_write
+from structrepdiff.data.paths import default_cache_dir, file_sha256
 from structrepdiff.data.predictions import Prediction
 from structrepdiff.evaluate.crystal import evaluate_crystal
 from structrepdiff.evaluate.fingerprints import COMP_FP_DIM, STRUCT_FP_DIM
@@ -85,20 +84,6 @@ def stack_fps(rows: Sequence[dict[str, Any]], key: str, dim: int) -> np.ndarray:
 def unstack_fps(arr: np.ndarray) -> list[np.ndarray | None]:
     """Inverse of `stack_fps`: None for the all-NaN rows."""
     return [None if np.isnan(row).all() else row for row in arr]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    """$STRUCTREPDIFF_CACHE, else ~/.cache/structrepdiff."""
-    env = os.environ.get("STRUCTREPDIFF_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "structrepdiff"
 
 
 def reference_cache_path(source: Path, cache_dir: Path | None = None) -> Path:

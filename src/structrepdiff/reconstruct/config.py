@@ -57,3 +57,8 @@ class ReconstructConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The measured best budget with template starts (BENCHMARKS.md, Table 1 and Table 2 runs):
+# 4 template starts × 1 hop × ≤ 300 Adam steps, about 1–5 s per crystal on one CPU core.
+TEMPLATE_BUDGET = ReconstructConfig(trials=4, hops=1, steps=300)

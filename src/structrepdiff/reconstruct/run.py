@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,10 +156,15 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     return read_summary(summary)
 
 
-def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter) -> str:
+def outcome_structure(o: Outcome):
+    """The reconstructed crystal of ``o`` as a pymatgen Structure."""
     from pymatgen.core import Lattice, Structure
 
-    s = Structure(Lattice(o.cell), o.numbers.tolist(), o.positions, coords_are_cartesian=True)
+    return Structure(Lattice(o.cell), o.numbers.tolist(), o.positions, coords_are_cartesian=True)
+
+
+def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter) -> str:
+    s = outcome_structure(o)
     name = f"{safe_name(o.id)}.cif"
     atomic_write(out / name, lambda p: s.to(filename=str(p), fmt="cif"), force=True, suffix=".cif")
     status = "converged" if o.converged else "not_converged"
@@ -212,6 +218,35 @@ def _reconstruct_safely(
         yield o, per
 
 
+def targets_from(ids: list[str], decoded: list) -> Iterator[tuple[str, Target | str]]:
+    """(id, Target) for a decodable vector, (id, reason) for one that is not."""
+    for rid, d in zip(ids, decoded, strict=True):
+        yield rid, (Target(rid, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min) if d.ok
+                    else d.reason)  # fmt: skip
+
+
+def reconstruct_targets(
+    todo: list[Target], ead, config: ReconstructConfig, templates: TemplateSet | None = None,
+    batch_size: int = 8, progress: bool = False,
+) -> Iterator[tuple[Outcome | tuple[str, str], float]]:  # fmt: skip
+    """Reconstruct ``todo`` in batches of ``batch_size`` (template starts when ``templates``):
+    yields (Outcome, seconds per crystal), or ((id, reason), seconds) for one that raised.
+    Each crystal draws from its own generator seeded by (config.seed, id), so the result of a
+    crystal does not depend on the batch it is in."""
+    bar = tqdm(total=len(todo), disable=not progress, desc="reconstruct", unit="crystal")
+    counts: dict[str, int] = {}
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        for o, per in _reconstruct_safely(batch, ead, config, templates):
+            key = ("converged" if o.converged else "not_converged") if isinstance(
+                o, Outcome) else "failed"  # fmt: skip
+            counts[key] = counts.get(key, 0) + 1
+            yield o, per
+        bar.update(len(batch))
+        bar.set_postfix(counts)
+    bar.close()
+
+
 def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
     """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows."""
     t0 = time.perf_counter()
@@ -226,27 +261,22 @@ def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
     writer = SummaryWriter(Path(job.out) / "summary.csv")
     todo: list[Target] = []
     try:
-        for rid, d in zip(ids, decoded, strict=True):
+        for rid, t in targets_from(ids, decoded):
             if rid in done:
                 continue
-            if not d.ok:
-                writer.write(id=rid, status="rejected", reason=d.reason)
+            if isinstance(t, str):
+                writer.write(id=rid, status="rejected", reason=t)
                 counts["rejected"] = counts.get("rejected", 0) + 1
             else:
-                todo.append(Target(rid, d.numbers, d.lattice, d.ead_max, d.ead_min, d.d_min))
-        bar = tqdm(total=len(todo), disable=not job.progress, desc="reconstruct", unit="crystal")
-        for start in range(0, len(todo), job.batch_size):
-            batch = todo[start : start + job.batch_size]
-            for o, per in _reconstruct_safely(batch, fs.rep.ead, job.config, templates):
-                if isinstance(o, Outcome):
-                    status = _write_outcome(o, Path(job.out), per, writer)
-                else:
-                    status = "failed"
-                    writer.write(id=o[0], status=status, reason=o[1], seconds=f"{per:.3f}")
-                counts[status] = counts.get(status, 0) + 1
-            bar.update(len(batch))
-            bar.set_postfix(counts)
-        bar.close()
+                todo.append(t)
+        for o, per in reconstruct_targets(todo, fs.rep.ead, job.config, templates,
+                                          job.batch_size, job.progress):  # fmt: skip
+            if isinstance(o, Outcome):
+                status = _write_outcome(o, Path(job.out), per, writer)
+            else:
+                status = "failed"
+                writer.write(id=o[0], status=status, reason=o[1], seconds=f"{per:.3f}")
+            counts[status] = counts.get(status, 0) + 1
     finally:
         writer.close()
     return ReconstructSummary(counts, len(done), time.perf_counter() - t0, Path(job.out))

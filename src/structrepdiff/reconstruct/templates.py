@@ -183,3 +183,23 @@ class TemplateSet:
                 tuple(np.split(f["frac"], cuts)),
                 f["lattice"],
             )
+
+
+def cached_templates(dataset: str, split: str, data_dir: str | None = None,
+                     cache_dir: str | os.PathLike | None = None) -> TemplateSet:  # fmt: skip
+    """The templates of one dataset split, built once and cached under ``cache_dir``
+    (default `default_cache_dir`) keyed by the split file's sha256."""
+    from structrepdiff.data.atomic import atomic_write
+    from structrepdiff.data.io import load_split, split_path
+    from structrepdiff.data.paths import default_cache_dir, file_sha256
+
+    source = split_path(data_dir, dataset, split)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = root / "templates" / f"{dataset}_{split}_{file_sha256(source)[:16]}.npz"
+    if path.is_file():
+        return TemplateSet.load(path)
+    loaded = load_split(dataset, split, data_dir)
+    ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, ts.save, force=True, suffix=".npz")
+    return ts

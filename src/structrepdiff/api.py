@@ -1,0 +1,231 @@
+"""The Python surface: load a model, generate or predict crystals in memory, featurize and
+evaluate structures. The CLI's file-based commands do the same work with files around it.
+
+    import structrepdiff
+    model = structrepdiff.load_model("perov_5")          # a bundled name, or a checkpoint path
+    crystals = model.generate(4, seed=0)                  # list[Crystal], .structure a Structure
+    result = structrepdiff.evaluate([c.structure for c in crystals], dataset="perov_5")
+
+Same seed ⇒ the same crystals as ``structrepdiff generate --seed`` with the same settings: the
+vectors are drawn in the same batches and every crystal is reconstructed from a generator
+seeded by (seed, its id).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from structrepdiff.data.paths import DataNotFoundError
+from structrepdiff.diffusion.checkpoint import LoadedModel
+from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
+from structrepdiff.reconstruct.optimize import Outcome
+from structrepdiff.reconstruct.run import (
+    dedupe_ids,
+    outcome_structure,
+    reconstruct_targets,
+    targets_from,
+)
+from structrepdiff.reconstruct.templates import TemplateSet, cached_templates
+from structrepdiff.representation.condition import composition_condition
+from structrepdiff.representation.decode import decode
+
+log = logging.getLogger(__name__)
+MODELS_ENV = "STRUCTREPDIFF_MODELS"
+BUNDLED = ("perov_5", "carbon_24", "mp_20")
+
+
+@dataclass(frozen=True)
+class Crystal:
+    """One generated or predicted crystal. ``status``: converged, not_converged (the best fit
+    found, loss above the threshold), rejected (the vector did not decode; no structure) or
+    failed (reconstruction raised; no structure); ``reason`` says why for the last two.
+    ``loss`` is the final relative L1 descriptor loss."""
+
+    id: str
+    structure: Structure | None
+    status: str
+    loss: float | None = None
+    steps: int = 0
+    reason: str | None = None
+
+    @property
+    def formula(self) -> str | None:
+        return None if self.structure is None else self.structure.composition.reduced_formula
+
+    def to_ase(self):
+        """The crystal as an ``ase.Atoms`` (None without a structure)."""
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return None if self.structure is None else AseAtomsAdaptor.get_atoms(self.structure)
+
+
+def bundled_model_dir() -> Path:
+    """Where bundled models live: ``$STRUCTREPDIFF_MODELS``, else the repository's models/."""
+    env = os.environ.get(MODELS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def model_path(name_or_path: str | os.PathLike) -> Path:
+    """The checkpoint file of a bundled model name (``perov_5``, ``carbon_24``, ``mp_20``) or
+    of a path; a missing one raises FileNotFoundError naming where it looked."""
+    name = str(name_or_path)
+    if name in BUNDLED:
+        path = bundled_model_dir() / f"{name}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"bundled model {name!r} not found at {path}; set "
+                                    f"${MODELS_ENV} to the folder holding it")  # fmt: skip
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {name!r} is neither a bundled name "
+                                f"({', '.join(BUNDLED)}) nor a checkpoint file")  # fmt: skip
+    return path
+
+
+class Model:
+    """A loaded model with its reconstruction settings; see `load_model`."""
+
+    def __init__(self, loaded: LoadedModel, path: Path, templates: TemplateSet | None,
+                 reconstruct: ReconstructConfig) -> None:  # fmt: skip
+        self.loaded, self.path, self.templates, self.reconstruct_config = (
+            loaded, path, templates, reconstruct)  # fmt: skip
+
+    def __repr__(self) -> str:
+        kind = "conditional" if self.loaded.conditional else "unconditional"
+        starts = f"{len(self.templates)} templates" if self.templates else "random starts"
+        return f"Model({self.path.name}, {kind}, {starts})"
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset the model was trained on, as its checkpoint records it."""
+        return _training_source(self.loaded).get("dataset")
+
+    def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
+               guidance: float = 1.0, steps: int = 100, batch_size: int = 256
+               ) -> np.ndarray:  # fmt: skip
+        """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions."""
+        known = None
+        if formula is not None:
+            formulas = [formula] if isinstance(formula, str) else list(formula)
+            known = composition_condition(self.loaded.rep, formulas, n)
+        return sample_vectors(self.loaded, n, "ddim", steps, seed, batch_size, known=known,
+                              guidance=guidance)  # fmt: skip
+
+    def reconstruct(self, R: np.ndarray, ids: Sequence[str] | None = None, seed: int = 0,
+                    config: ReconstructConfig | None = None, batch_size: int = 8,
+                    progress: bool = False) -> list[Crystal]:  # fmt: skip
+        """Crystals for the rows of ``R`` (n, D), in order; ids default to sample_000000, …"""
+        R = np.atleast_2d(np.asarray(R, dtype=float))
+        ids = dedupe_ids(list(ids) if ids is not None else _sample_ids(len(R)))
+        cfg = replace(config or self.reconstruct_config, seed=seed)
+        out: dict[str, Crystal] = {}
+        todo = []
+        for rid, t in targets_from(ids, decode(R, self.loaded.rep)):
+            if isinstance(t, str):
+                out[rid] = Crystal(rid, None, "rejected", reason=t)
+            else:
+                todo.append(t)
+        for o, _ in reconstruct_targets(todo, self.loaded.rep.ead, cfg, self.templates,
+                                        batch_size, progress):  # fmt: skip
+            out[o.id if isinstance(o, Outcome) else o[0]] = _crystal(o)
+        return [out[i] for i in ids]
+
+    def generate(self, n: int, seed: int = 0, guidance: float = 1.0, sample_steps: int = 100,
+                 progress: bool = False) -> list[Crystal]:  # fmt: skip
+        """``n`` new crystals: compositions from the model (its composition model when it is
+        conditional), structures sampled and reconstructed."""
+        R = self.sample(n, seed, guidance=guidance, steps=sample_steps)
+        return self.reconstruct(R, seed=seed, progress=progress)
+
+    def predict_structure(self, formula: str, n: int = 1, seed: int = 0, guidance: float = 1.0,
+                          sample_steps: int = 100, progress: bool = False
+                          ) -> list[Crystal]:  # fmt: skip
+        """``n`` candidate structures for ``formula`` (e.g. "SrTiO3" or "Sr2Ti2O6": the atom
+        count follows the formula as written) — crystal-structure prediction."""
+        R = self.sample(n, seed, formula=formula, guidance=guidance, steps=sample_steps)
+        return self.reconstruct(R, seed=seed, progress=progress)
+
+
+def _sample_ids(n: int) -> list[str]:
+    return [f"sample_{k:06d}" for k in range(n)]
+
+
+def _crystal(o: Outcome | tuple[str, str]) -> Crystal:
+    if not isinstance(o, Outcome):
+        return Crystal(o[0], None, "failed", reason=o[1])
+    status = "converged" if o.converged else "not_converged"
+    return Crystal(o.id, outcome_structure(o), status, float(o.loss), int(o.steps))
+
+
+def _training_source(loaded: LoadedModel) -> dict[str, Any]:
+    train = loaded.ckpt.get("train") or {}
+    return train.get("source") or {}
+
+
+def _templates(loaded: LoadedModel, templates, data_dir: str | None) -> TemplateSet | None:
+    """``templates``: "auto" (the model's training split when the data can be found, else
+    random starts), None (random starts), a TemplateSet or a path to a templates .npz."""
+    if templates is None or isinstance(templates, TemplateSet):
+        return templates
+    if templates != "auto":
+        return TemplateSet.load(templates)
+    src = _training_source(loaded)
+    if not src.get("dataset") or not src.get("split"):
+        return None
+    try:
+        return cached_templates(src["dataset"], src["split"], data_dir)
+    except (DataNotFoundError, FileNotFoundError) as exc:
+        log.warning("random starts: no templates from %s/%s (%s)", src["dataset"], src["split"],
+                    exc)  # fmt: skip
+        return None
+
+
+def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
+               templates: Any = "auto", reconstruct: ReconstructConfig | None = None,
+               data_dir: str | None = None) -> Model:  # fmt: skip
+    """A bundled model by name (``perov_5``, ``carbon_24``, ``mp_20``) or a checkpoint path.
+
+    ``templates="auto"`` starts reconstruction from crystals of the model's training split
+    (built once from the data directory and cached) with ``TEMPLATE_BUDGET``, the measured
+    best setting; without the data it falls back to random starts with the paper's budget
+    (`ReconstructConfig()`, slower and less often converged). ``reconstruct`` overrides the
+    budget either way."""
+    path = model_path(name_or_path)
+    loaded = LoadedModel.load(path, device)
+    tset = _templates(loaded, templates, data_dir)
+    cfg = reconstruct or (TEMPLATE_BUDGET if tset is not None else ReconstructConfig())
+    return Model(loaded, path, tset, cfg)
+
+
+def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: str = "small",
+              ids: Sequence[str] | None = None, dtype: str = "float64",
+              batch_size: int = 16, progress: bool = False):  # fmt: skip
+    """R vectors of in-memory structures with ``dataset``'s vocabulary and N_max: a
+    `FeatureSet` (``R`` (n, D) in raw units, ``ids``, ``skipped`` with reasons, ``rep``).
+    Structures that fail the checks of `featurize` files are skipped with a reason."""
+    from structrepdiff.data.io import check_structures
+    from structrepdiff.data.registry import get_dataset
+    from structrepdiff.descriptor.config import get_preset
+    from structrepdiff.features import FeatureSet
+    from structrepdiff.pipeline.featurize import DTYPES, encode_loaded
+    from structrepdiff.representation.encode import Representation
+
+    info = get_dataset(dataset)
+    rep = Representation(get_preset(preset), info.atomic_numbers, info.n_max)
+    ids = [str(i) for i in ids] if ids is not None else [f"s{k}" for k in range(len(structures))]
+    loaded = check_structures(list(structures), ids, info.atomic_numbers, info.n_max)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    rows, done, skipped = encode_loaded(loaded, rep, DTYPES[dtype], batch_size, progress)
+    R = np.stack(rows) if rows else np.zeros((0, rep.layout.dim))
+    source = {"in_memory": len(structures), "dataset": dataset, "preset": preset}
+    return FeatureSet(R, done, rep, loaded.skipped + skipped, source)

@@ -1,0 +1,158 @@
+"""The Python surface (`structrepdiff.load_model`, `evaluate`, `featurize`): the README's
+example verbatim, and the same results as the file-based CLI for the same seed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+import structrepdiff
+from structrepdiff.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
+
+
+def perovskite(a_site: str, b_site: str, a: float) -> Structure:
+    return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"], SITES)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """perov_5 val / test of four cubic perovskites each: templates and references in seconds."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "perov_5").mkdir()
+    for split, shift in (("test", 0.0), ("val", 0.05)):
+        rows = [{"material_id": f"{split}{k}", "cif": perovskite(a, b, c + shift).to(fmt="cif")}
+                for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
+        pd.DataFrame(rows).to_csv(root / "perov_5" / f"{split}.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def tiny_env(tiny_data, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("STRUCTREPDIFF_DATA", str(tiny_data))
+    monkeypatch.setenv("STRUCTREPDIFF_CACHE", str(tmp_path / "cache"))
+    return tiny_data
+
+
+def readme_python_example() -> str:
+    """The first ```python block under the README's "## Python API" heading."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_example_runs_verbatim(tiny_env, capsys):
+    code = readme_python_example()
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # our own README
+    crystals = scope["crystals"]
+    assert len(crystals) == 4 and all(isinstance(c, structrepdiff.Crystal) for c in crystals)
+    assert all(c.structure is not None and c.status in ("converged", "not_converged")
+               for c in crystals)  # fmt: skip
+    assert [c.formula for c in scope["candidates"]] == ["SrTiO3", "SrTiO3"]
+    m = scope["result"].metrics
+    assert m["n_generated"] == 4 and len(scope["result"].rows) == 4
+    assert scope["R"].shape[0] == 4
+    assert capsys.readouterr().out.strip()  # the example prints its metrics
+
+
+def test_the_api_gives_the_cli_crystals_for_the_same_seed(tiny_env, tmp_path):
+    from structrepdiff.reconstruct.templates import cached_templates
+
+    tpl = tmp_path / "tpl.npz"
+    cached_templates("perov_5", "val").save(tpl)
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", str(ROOT / "models" / "perov_5.pt"), "--num", "3",
+                 "--out", str(out), "--templates", str(tpl), "--trials", "4", "--hops", "1",
+                 "--steps", "300", "--seed", "3", "--no-progress"]) == 0  # fmt: skip
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    model = structrepdiff.load_model("perov_5", templates=tpl)
+    crystals = model.generate(3, seed=3)
+    assert [c.id for c in crystals] == [r["id"] for r in rows]
+    for c, r in zip(crystals, rows, strict=True):
+        assert c.status == r["status"] and f"{c.loss:.6e}" == r["loss"]
+        s = Structure.from_file(out / r["cif"])  # the CIF writer groups sites by species
+        assert np.allclose(s.lattice.matrix, c.structure.lattice.matrix, atol=1e-5)
+        assert _sites(s) == pytest.approx(_sites(c.structure), abs=1e-5)
+
+
+def _sites(s: Structure) -> list:
+    """(Z, wrapped fractional coordinates) of every site, sorted: one crystal, any site order."""
+    rows = sorted((site.specie.Z, *np.round(site.frac_coords % 1.0, 4)) for site in s)
+    return [x for row in rows for x in row]
+
+
+def test_evaluate_in_memory_equals_evaluate_generation_on_files(tiny_env, tmp_path):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    structures = [perovskite("Sr", "Ti", 3.9), perovskite("Ba", "Ti", 4.0)]
+    for k, s in enumerate(structures):
+        s.to(filename=str(gen / f"{k}.cif"))
+    assert main(["evaluate", "generation", "--pred", str(gen), "--dataset", "perov_5",
+                 "--workers", "1", "--no-progress"]) == 0  # fmt: skip
+    files = json.loads((gen / "evaluation_generation" / "metrics.json").read_text())
+    read_back = [Structure.from_file(gen / f"{k}.cif") for k in range(len(structures))]
+    mem = structrepdiff.evaluate(read_back, dataset="perov_5").metrics  # same 8-decimal sites
+    skip = {"pred", "date", "config", "seconds", "versions", "machine"}
+    assert {k: v for k, v in mem.items() if k not in skip} == {
+        k: v for k, v in files.items() if k not in skip}  # fmt: skip
+    assert structrepdiff.evaluate.composition_validity("NaCl").value  # still the package
+
+
+def test_evaluate_counts_what_is_not_a_crystal(tiny_env):
+    rows = structrepdiff.evaluate([perovskite("Sr", "Ti", 3.9), None, "SrTiO3"],
+                                  dataset="perov_5", novelty_split="").rows  # fmt: skip
+    assert [r["valid"] for r in rows] == [True, False, False]
+    assert "not a crystal: str" in rows[2]["struct_reason"]
+
+
+def test_featurize_in_memory_equals_featurize_on_cifs(tmp_path):
+    from structrepdiff.features import load_features
+
+    structures = [perovskite(a, b, c) for a, b, c in PEROVSKITES[:2]]
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for k, s in enumerate(structures):
+        s.to(filename=str(folder / f"s{k}.cif"))
+    out = tmp_path / "f.npz"
+    assert main(["featurize", "--cif", str(folder), "--elements-from", "perov_5", "--preset",
+                 "small", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    files = load_features(out)
+    bad = Structure(Lattice.cubic(4.0), ["U"], [[0, 0, 0]])  # outside the vocabulary
+    fs = structrepdiff.featurize([*structures, bad], dataset="perov_5", preset="small")
+    assert fs.ids == files.ids == ["s0", "s1"]
+    np.testing.assert_allclose(fs.R, files.R, rtol=1e-6, atol=1e-9)
+    assert [s.id for s in fs.skipped] == ["s2"] and "vocabulary" in fs.skipped[0].reason
+
+
+def test_bundled_names_and_missing_models_are_one_line_errors(tmp_path, monkeypatch):
+    from structrepdiff.api import model_path
+
+    assert model_path("perov_5") == ROOT / "models" / "perov_5.pt"
+    with pytest.raises(FileNotFoundError, match="neither a bundled name"):
+        model_path("perov5")
+    monkeypatch.setenv("STRUCTREPDIFF_MODELS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="STRUCTREPDIFF_MODELS"):
+        model_path("mp_20")
+
+
+def test_importing_the_package_imports_no_stage():
+    code = (
+        "import sys, structrepdiff; "
+        "print([m for m in sys.modules if m.startswith(('torch', 'structrepdiff.'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
