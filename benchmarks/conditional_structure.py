@@ -40,9 +40,9 @@ from pymatgen.core import Structure
 from generation import templates_file  # benchmarks/ is on sys.path when run as a script
 from generation_diagnostics import score, structure_mask
 from structrepdiff.data.io import load_split
-from structrepdiff.diffusion.checkpoint import LoadedModel
-from structrepdiff.diffusion.sample import refine_vectors, sample_vectors
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
+from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.sample import refine_vectors, sample_vectors
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 from structrepdiff.reconstruct.templates import TemplateSet

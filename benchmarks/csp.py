@@ -35,10 +35,10 @@ from pymatgen.core import Structure
 
 from generation import templates_file  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.io import load_split
-from structrepdiff.diffusion.checkpoint import LoadedModel
-from structrepdiff.diffusion.sample import sample_vectors
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
+from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 from structrepdiff.representation.condition import condition_mask

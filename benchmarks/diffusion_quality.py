@@ -35,13 +35,13 @@ import torch
 from pymatgen.core import Composition
 from scipy import stats
 
-from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.denoisers import GaussianSkip
-from structrepdiff.diffusion.proxy import frechet_by_block, wasserstein_by_block
-from structrepdiff.diffusion.sample import sample_vectors
-from structrepdiff.diffusion.train import training_features_path
 from structrepdiff.evaluate import composition_validity
 from structrepdiff.features import load_features
+from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.proxy import frechet_by_block, wasserstein_by_block
+from structrepdiff.pipeline.sample import sample_vectors
+from structrepdiff.pipeline.train import training_features_path
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.scaler import Scaler
 

@@ -40,7 +40,6 @@ import torch
 from generation_table import row
 from reconstruction import templates_for  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.predictions import load_predictions, save_predictions_csv
-from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
 from structrepdiff.pipeline.generate import (
     GenerateConfig,
@@ -48,6 +47,7 @@ from structrepdiff.pipeline.generate import (
     save_settings,
     write_extxyz,
 )
+from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
 

@@ -13,12 +13,12 @@ from tests.test_train import REP, TINY, config, features  # noqa: F401  (fixture
 from structrepdiff.cli.main import main
 from structrepdiff.composition.model import CompositionModel, CompositionModelConfig
 from structrepdiff.composition.train import save_composition_model
-from structrepdiff.diffusion.checkpoint import LoadedModel, load_checkpoint
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import DenoiserConfig, build_denoiser, guided
-from structrepdiff.diffusion.sample import refine_vectors, sample_vectors
-from structrepdiff.diffusion.train import train
 from structrepdiff.features import load_features
+from structrepdiff.pipeline.checkpoint import LoadedModel, load_checkpoint
+from structrepdiff.pipeline.sample import refine_vectors, sample_vectors
+from structrepdiff.pipeline.train import train
 from structrepdiff.representation.condition import composition_condition, condition_mask
 
 

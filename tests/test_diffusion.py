@@ -106,7 +106,7 @@ def test_weighted_loss_weighs_each_features_squared_error() -> None:
 
 
 def test_feature_weights_put_the_composition_block_above_the_rest() -> None:
-    from structrepdiff.diffusion.train import feature_weights
+    from structrepdiff.pipeline.train import feature_weights
 
     slices = {"ead": slice(0, 6), "composition": slice(6, 8)}
     assert feature_weights(slices, 8, 1.0) is None

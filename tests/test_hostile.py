@@ -19,7 +19,6 @@ from tests.conftest import random_skewed_structure
 from tests.test_train import REP, config
 
 from structrepdiff.cli.main import main
-from structrepdiff.diffusion.train import train
 from structrepdiff.features import FeatureSet, load_features, save_features
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.geometry.neighbors import (
@@ -27,6 +26,7 @@ from structrepdiff.geometry.neighbors import (
     expected_pairs_per_atom,
     neighbor_list,
 )
+from structrepdiff.pipeline.train import train
 from structrepdiff.representation.encode import encode_structures
 
 SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tests.test_train import REP
 
-from structrepdiff.diffusion.proxy import frechet_by_block, frechet_distance, wasserstein_by_block
+from structrepdiff.pipeline.proxy import frechet_by_block, frechet_distance, wasserstein_by_block
 from structrepdiff.representation.scaler import Scaler
 
 

@@ -11,10 +11,10 @@ from tests.conftest import random_skewed_structure
 
 from structrepdiff.cli.main import main
 from structrepdiff.descriptor.config import EADConfig
-from structrepdiff.diffusion.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from structrepdiff.diffusion.denoisers import DenoiserConfig
-from structrepdiff.diffusion.train import TrainConfig, split_rows, train
 from structrepdiff.features import FeatureSet, load_features, save_features
+from structrepdiff.pipeline.checkpoint import CheckpointError, LoadedModel, load_checkpoint
+from structrepdiff.pipeline.train import TrainConfig, split_rows, train
 from structrepdiff.representation.encode import Representation, encode_structures
 from structrepdiff.representation.scaler import Scaler
 
@@ -233,7 +233,7 @@ def test_bundled_models_load_and_decode(dataset: str) -> None:
     from pathlib import Path
 
     from structrepdiff.data.registry import get_dataset
-    from structrepdiff.diffusion.sample import sample_vectors
+    from structrepdiff.pipeline.sample import sample_vectors
     from structrepdiff.representation.decode import decode
 
     path = Path(__file__).resolve().parents[1] / "models" / f"{dataset}.pt"

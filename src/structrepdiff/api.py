@@ -24,8 +24,8 @@ import numpy as np
 from pymatgen.core import Structure
 
 from structrepdiff.data.paths import DataNotFoundError
-from structrepdiff.diffusion.checkpoint import LoadedModel
-from structrepdiff.diffusion.sample import sample_vectors
+from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import (

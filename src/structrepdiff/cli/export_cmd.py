@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.diffusion.checkpoint import export_checkpoint
+    from structrepdiff.pipeline.checkpoint import export_checkpoint
 
     rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model)
     size = args.out.stat().st_size / 1e6

@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.diffusion.sample import SampleConfig
     from structrepdiff.pipeline.generate import GenerateConfig, generate
+    from structrepdiff.pipeline.sample import SampleConfig
 
     smp = SampleConfig(model=args.model, out=args.out / "samples.npz", num=args.num,
                        sampler=args.sampler, steps=args.sample_steps, seed=args.seed,

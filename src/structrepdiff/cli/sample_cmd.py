@@ -46,7 +46,7 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.diffusion.sample import SampleConfig, sample
+    from structrepdiff.pipeline.sample import SampleConfig, sample
 
     cfg = SampleConfig(
         model=args.model,

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from structrepdiff.diffusion.denoisers import DenoiserConfig
-    from structrepdiff.diffusion.train import TrainConfig, train
+    from structrepdiff.pipeline.train import TrainConfig, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

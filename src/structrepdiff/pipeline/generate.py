@@ -15,8 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from structrepdiff.diffusion.sample import SampleConfig, sample
 from structrepdiff.features import atomic_write
+from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import (
     ReconstructJob,

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from structrepdiff.diffusion.checkpoint import LoadedModel
 from structrepdiff.diffusion.denoisers import guided
 from structrepdiff.features import FeatureSet, save_features
+from structrepdiff.pipeline.checkpoint import LoadedModel
 
 SAMPLERS = ("ddpm", "ddim")
 

@@ -23,11 +23,6 @@ import torch
 from tqdm.auto import tqdm
 
 from structrepdiff.descriptor.config import get_preset
-from structrepdiff.diffusion.checkpoint import (
-    load_checkpoint,
-    save_checkpoint,
-    scaler_state,
-)
 from structrepdiff.diffusion.ddpm import GaussianDiffusion
 from structrepdiff.diffusion.denoisers import (
     DenoiserConfig,
@@ -36,6 +31,11 @@ from structrepdiff.diffusion.denoisers import (
     guided,
 )
 from structrepdiff.features import FeatureSet, load_features
+from structrepdiff.pipeline.checkpoint import (
+    load_checkpoint,
+    save_checkpoint,
+    scaler_state,
+)
 from structrepdiff.representation.condition import condition_mask
 from structrepdiff.representation.scaler import SCALER_KINDS, Scaler
 
