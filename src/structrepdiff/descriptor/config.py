@@ -17,7 +17,7 @@ def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class EADConfig:
-    """Embedded Atom Density settings (DESIGN.md §1.1).
+    """Embedded Atom Density settings (docs/method.md).
 
     Attributes:
         L: highest angular channel (0..3).
@@ -65,7 +65,7 @@ class EADConfig:
 PRESETS: dict[str, EADConfig] = {
     # The paper: L = 1, η = 1, 20, 90 Å⁻², Rs = 0.0..9.8 Å step 0.2, R_c = 20 Å -> 300 per atom.
     "paper": EADConfig(),
-    # The first trial's cheaper preset (DESIGN.md §7): Rs = 0.0..5.8 Å, R_c = 6 Å -> 180 per atom.
+    # The first trial's cheaper preset (BENCHMARKS.md): Rs = 0.0..5.8 Å, R_c = 6 Å -> 180 per atom.
     "small": EADConfig(rs=_grid(0.0, 6.0, 0.2), cutoff=6.0),
 }
 

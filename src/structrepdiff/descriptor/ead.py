@@ -1,4 +1,4 @@
-"""Batched, differentiable Embedded Atom Density (DESIGN.md §1.1).
+"""Batched, differentiable Embedded Atom Density (docs/method.md).
 
     f_c(d)      = 0.5 (cos(π d / R_c) + 1) for d < R_c, else 0
     T[o, e, s]  = Σ_j x^lx y^ly z^lz / sqrt(lx! ly! lz!) · exp(-η_e (d - Rs_s)²) · w_j · f_c(d)

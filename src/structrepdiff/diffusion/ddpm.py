@@ -1,4 +1,4 @@
-"""DDPM with ε-prediction, cosine schedule, ancestral and DDIM sampling (DESIGN.md §1.3).
+"""DDPM with ε-prediction, cosine schedule, ancestral and DDIM sampling (docs/method.md).
 
 Equations (Ho et al. 2020; Nichol & Dhariwal 2021; Song et al. 2021), with ᾱ_t = Π_{s≤t} α_s:
 

@@ -26,7 +26,7 @@ class DenoiserConfig:
     """Network settings. ``dim`` is the length of R.
 
     mlp: ``hidden`` width, ``depth`` residual blocks. unet1d: ``channels`` at the first level,
-    multiplied by ``mults`` per level, 2 ResNet blocks per level (DESIGN.md §1.3).
+    multiplied by ``mults`` per level, 2 ResNet blocks per level (docs/method.md).
     ``gaussian_skip``: the network learns a correction to the exact ε-predictor of a Gaussian
     fitted to the training vectors (see `GaussianSkip`); ``T`` is the schedule length it needs.
     """

@@ -1,4 +1,4 @@
-"""The paper's 1-D U-Net denoiser on R as a 1-channel signal (DESIGN.md §1.3).
+"""The paper's 1-D U-Net denoiser on R as a 1-channel signal (docs/method.md).
 
 Initial conv (k = 7); per level two ResNet blocks (weight-standardised conv k = 3, GroupNorm(8),
 SiLU, time-conditioned scale/shift) and a linear-attention block (4 heads); stride-2 down- and

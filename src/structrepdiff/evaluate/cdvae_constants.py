@@ -10,7 +10,7 @@ Copyright (c) 2021 Tian Xie, Xiang Fu):
 - ``COV_CUTOFFS_CDVAE``: ``scripts/compute_metrics.py`` (``COV_Cutoffs``; CDVAE's keys
   ``mp20`` / ``carbon`` / ``perovskite`` renamed to our dataset names).
 
-``COV_CUTOFFS_PAPER`` are the thresholds the StructRepDiff paper reports with (DESIGN.md §3).
+``COV_CUTOFFS_PAPER`` are the thresholds the StructRepDiff paper reports with (docs/evaluation.md).
 
 ``SMACT_2_2_1_*``: CDVAE pinned ``smact==2.2.1`` (its ``env.yml``). Compared with the SMACT-14
 tables shipped by SMACT 4.0.2 (``oxidation_states.txt``, ``element_data.txt``), SMACT 2.2.1

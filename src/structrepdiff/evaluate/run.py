@@ -1,7 +1,7 @@
 """Evaluate generated or reconstructed crystals against a dataset split (behind
 `structrepdiff evaluate`), writing ``metrics.json`` and a per-crystal CSV.
 
-Generation (CDVAE protocol, DESIGN.md §3): validity, COV-R / COV-P with CDVAE's and the
+Generation (CDVAE protocol, docs/evaluation.md): validity, COV-R / COV-P with CDVAE's and the
 paper's thresholds against the whole reference split, EMD of density and of the number of
 elements between a seeded draw of ``n_property`` valid crystals and the whole split, plus
 uniqueness, novelty against a training split, P1 fraction and space-group histogram.
@@ -47,7 +47,7 @@ from structrepdiff.evaluate.suite import (
     unstack_fps,
 )
 
-PROTOCOL = "CDVAE (Xie et al. 2021), as specified in DESIGN.md §3"
+PROTOCOL = "CDVAE (Xie et al. 2021), as specified in docs/evaluation.md"
 
 
 @dataclass(frozen=True)

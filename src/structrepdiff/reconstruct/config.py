@@ -1,4 +1,4 @@
-"""Settings of the reconstruction (DESIGN.md §1.4)."""
+"""Settings of the reconstruction (docs/method.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batched reconstruction: Adam on Cartesian positions inside basin hopping (DESIGN.md §1.4).
+"""Batched reconstruction: Adam on Cartesian positions inside basin hopping (docs/method.md).
 
 Many crystals advance together in one flat batch. A crystal whose loss falls below the
 threshold is removed from the working set at once, so converged crystals cost nothing more.

@@ -1,4 +1,4 @@
-"""Encode crystals into the structure-level vector R (DESIGN.md §1.2)."""
+"""Encode crystals into the structure-level vector R (docs/method.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Named block layout of the structure-level vector R (DESIGN.md §1.2)."""
+"""Named block layout of the structure-level vector R (docs/method.md)."""
 
 from __future__ import annotations
 
