@@ -21,8 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
         export_cmd,
         featurize_cmd,
         generate_cmd,
+        plot_cmd,
         reconstruct_cmd,
         relax_cmd,
+        report_cmd,
         sample_cmd,
         templates_cmd,
         train_cmd,
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     composition_cmd.register(sub)
     data_cmd.register(sub)
     evaluate_cmd.register(sub)
+    plot_cmd.register(sub)
+    report_cmd.register(sub)
     show_defaults(parser)
     return parser
 

@@ -1,0 +1,100 @@
+"""`structrepdiff plot`: the pictures of `structrepdiff.plots` from files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw a picture (PNG) of vectors, crystals or a run",
+                       description="Write one PNG: PCA of R, a crystal gallery, property "
+                       "histograms against the data, the training loss or the reconstruction "
+                       "loss distribution.")  # fmt: skip
+    kinds = p.add_subparsers(dest="kind", required=True)
+    pca = kinds.add_parser("pca", help="PCA of R vectors (axes fitted on the first file)")
+    pca.add_argument(
+        "--vectors",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="feature files (.npz), e.g. training features then samples.npz",
+    )
+    pca.add_argument("--labels", nargs="+", help="one name per file (default: file stems)")
+    gal = kinds.add_parser("gallery", help="a grid of crystals")
+    gal.add_argument("--pred", required=True, type=Path, help="anything `evaluate` reads")
+    gal.add_argument("--limit", type=int, default=16, help="crystals drawn")
+    hist = kinds.add_parser("histograms", help="density, #elements, atoms, space group vs data")
+    hist.add_argument("--pred", required=True, type=Path, help="anything `evaluate` reads")
+    hist.add_argument("--dataset", required=True, help="dataset of the data side")
+    hist.add_argument("--split", default="val", help="data split drawn")
+    hist.add_argument("--n-data", type=int, default=1000, help="data crystals read")
+    hist.add_argument("--data-dir")
+    loss = kinds.add_parser("loss", help="training loss curve of a model or a train --out")
+    loss.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="checkpoint.pt, or a train output folder with metrics.jsonl",
+    )
+    rec = kinds.add_parser("recon-loss", help="reconstruction loss distribution of a run")
+    rec.add_argument("--pred", required=True, type=Path, help="a folder with summary.csv")
+    rec.add_argument("--threshold", type=float, default=1e-3, help="line at this loss")
+    for k in (pca, gal, hist, loss, rec):
+        k.add_argument("--out", required=True, type=Path, help="output .png")
+        k.add_argument("--force", action="store_true", help="overwrite --out")
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def _structures(pred: Path, limit: int | None = None) -> list:
+    from structrepdiff.data.predictions import load_predictions
+
+    return [p.structure for p in load_predictions(pred)[:limit]]
+
+
+def _loss_rows(model: Path) -> list[dict]:
+    if model.is_dir():
+        with open(model / "metrics.jsonl") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    from structrepdiff.pipeline.checkpoint import load_checkpoint
+
+    return list(load_checkpoint(model).get("metrics") or [])
+
+
+def run(args: argparse.Namespace) -> int:
+    from structrepdiff import plots
+
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; pass --force to overwrite")
+    if args.kind == "pca":
+        from structrepdiff.features import load_features
+
+        labels = args.labels or [v.name.split(".")[0] for v in args.vectors]
+        if len(labels) != len(args.vectors):
+            raise ValueError("--labels needs one name per --vectors file")
+        plots.pca_plot({n: load_features(v).R for n, v in zip(labels, args.vectors, strict=True)},
+                       args.out)  # fmt: skip
+    elif args.kind == "gallery":
+        plots.crystal_gallery(_structures(args.pred, args.limit), path=args.out)
+    elif args.kind == "histograms":
+        from structrepdiff.data.io import load_split
+
+        data = load_split(args.dataset, args.split, args.data_dir, limit=args.n_data)
+        gen = [s for s in _structures(args.pred) if s is not None]
+        plots.property_histograms({"generated": plots.crystal_properties(gen),
+                                   "data": plots.crystal_properties(data.structures)},
+                                  args.out)  # fmt: skip
+    elif args.kind == "loss":
+        rows = _loss_rows(args.model)
+        if not rows:
+            raise ValueError(f"{args.model} holds no training metrics")
+        plots.loss_curve(rows, args.out)
+    else:
+        from structrepdiff.reconstruct.run import read_summary
+
+        rows = read_summary(args.pred / "summary.csv").values()
+        plots.reconstruction_loss_histogram([float(r["loss"]) for r in rows if r.get("loss")],
+                                            args.out, args.threshold)  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0

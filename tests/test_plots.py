@@ -1,0 +1,129 @@
+"""Pictures and the HTML report: each plot writes a real PNG of the expected shape, the report
+holds one entry per crystal, needs no network, and renders in a real browser where one is
+installed."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pymatgen.core import Lattice, Structure
+
+from structrepdiff import plots
+from structrepdiff.cli.main import main
+from structrepdiff.report import ReportConfig, build_report
+
+SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
+
+
+def perovskite(a_site: str, b_site: str, a: float) -> Structure:
+    return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"], SITES)
+
+
+def _png_size(path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size
+
+
+def test_each_plot_writes_a_png_of_the_expected_shape(tmp_path):
+    rng = np.random.default_rng(0)
+    structs = [perovskite(a, b, c) for a, b, c in PEROVSKITES]
+    plots.pca_plot({"train": rng.normal(size=(50, 6)), "generated": rng.normal(size=(20, 6))},
+                   tmp_path / "pca.png")  # fmt: skip
+    plots.crystal_gallery(structs * 2, path=tmp_path / "gallery.png", ncols=4)
+    props = plots.crystal_properties(structs)
+    plots.property_histograms({"generated": props, "data": props}, tmp_path / "hist.png")
+    plots.loss_curve([{"step": s, "train_loss": 1 / s, "val_loss": 2 / s} for s in (1, 2, 3)],
+                     tmp_path / "loss.png")  # fmt: skip
+    plots.reconstruction_loss_histogram([1e-4, 1e-3, 0.1], tmp_path / "rl.png")
+    w, h = _png_size(tmp_path / "gallery.png")  # 2 rows × 4 columns of 2.4 × 2.5 in tiles
+    assert 0.35 < h / w < 0.7
+    w, h = _png_size(tmp_path / "hist.png")  # four panels side by side, 16 × 3.4 in
+    assert w > 3 * h
+    for name in ("pca", "loss", "rl"):
+        w, h = _png_size(tmp_path / f"{name}.png")
+        assert 300 < w < 1000 and 200 < h < 800, name
+    assert props["spacegroup"] == [221] * 4 and props["n_elements"] == [3] * 4
+
+
+def test_pca_axes_are_the_reference_principal_directions():
+    # two almost identical features: after standardising, PC 1 is the diagonal (1, 1)/√2
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=500)
+    X = np.stack([t, t + 0.01 * rng.normal(size=500)], axis=1)
+    _, _, comps = plots.pca_axes(X)
+    assert abs(abs(comps[0] @ np.array([1, 1]) / np.sqrt(2)) - 1) < 1e-3
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """A generate-like folder: three crystals (one CIF each) and one rejected vector, with a
+    tiny perov_5 data directory for the data side."""
+    data = tmp_path / "data" / "perov_5"
+    data.mkdir(parents=True)
+    rows = [{"material_id": f"v{k}", "cif": perovskite(a, b, c).to(fmt="cif")}
+            for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(data / "val.csv", index=False)
+    monkeypatch.setenv("STRUCTREPDIFF_DATA", str(data.parent))
+    run = tmp_path / "gen"
+    run.mkdir()
+    with open(run / "summary.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["id", "status", "loss", "converged", "steps", "seconds",
+                                "reason", "cif"])  # fmt: skip
+        w.writeheader()
+        for k, (a, b, c) in enumerate(PEROVSKITES[:3]):
+            perovskite(a, b, c).to(filename=str(run / f"s{k}.cif"))
+            w.writerow({"id": f"s{k}", "status": "not_converged", "loss": 0.01 * (k + 1),
+                        "cif": f"s{k}.cif"})  # fmt: skip
+        w.writerow({"id": "s3", "status": "rejected", "reason": "lattice: angles form no cell"})
+    return run
+
+
+def test_the_report_has_one_entry_per_crystal_and_needs_no_network(run_dir):
+    out = build_report(ReportConfig(run=run_dir, dataset="perov_5"))
+    page = out.read_text()
+    table = page.split('<table class="crystals">', 1)[1]
+    assert table.count("<tr>") == 1 + 4  # header + one row per crystal, rejected included
+    for k in range(3):
+        assert f'<a href="s{k}.cif">' in table
+    assert "angles form no cell" in table and "SrTiO3" in table
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from outside
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 3 + 3  # three crystals + histograms, loss, gallery
+    assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)
+    with pytest.raises(FileExistsError, match="--force"):
+        build_report(ReportConfig(run=run_dir, dataset="perov_5"))
+    assert main(["report", str(run_dir), "--dataset", "perov_5", "--force"]) == 0
+
+
+def test_report_of_a_folder_without_summary_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no summary.csv" in capsys.readouterr().err
+
+
+def _browser() -> str | None:
+    return next((b for b in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(b)), None)  # fmt: skip
+
+
+@pytest.mark.skipif(_browser() is None, reason="no headless Chromium installed "
+                    "(apt-get install chromium)")  # fmt: skip
+def test_the_report_renders_in_a_headless_browser(run_dir, tmp_path):
+    out = build_report(ReportConfig(run=run_dir, dataset="perov_5"))
+    shot = tmp_path / "shot.png"
+    subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--window-size=1200,2000", f"--screenshot={shot}", out.as_uri()],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    w, h = _png_size(shot)
+    assert (w, h) == (1200, 2000)
+    with Image.open(shot) as im:  # not a blank page: the pictures put many colours on it
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
