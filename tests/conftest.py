@@ -13,6 +13,21 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Reference tables and templates the tests build go to a session folder, never to the
+    user's ~/.cache (tests that need their own cache set STRUCTREPDIFF_CACHE themselves)."""
+    import os
+
+    old = os.environ.get("STRUCTREPDIFF_CACHE")
+    os.environ["STRUCTREPDIFF_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("STRUCTREPDIFF_CACHE", None)
+    else:
+        os.environ["STRUCTREPDIFF_CACHE"] = old
+
+
 def random_skewed_structure(seed: int, n: int = 4, species=("Na", "Cl", "O", "Fe")) -> Structure:
     """A random triclinic cell (a 3-5 Å, angles 60-120°) with atoms well separated (>= 1 Å)."""
     rng = np.random.default_rng(seed)

@@ -146,12 +146,13 @@ def test_featurize_real_split_matches_library(tmp_path, capsys):
     assert fs.source["dataset"] == "perov_5" and fs.source["split"] == "val"
 
 
-def test_featurize_default_preset_is_paper():
+def test_featurize_default_preset_is_the_models_small_preset():
+    # one default preset for featurize and train (issue 15): the bundled models' `small`
     args = build_parser().parse_args(
         ["featurize", "--dataset", "mp_20", "--split", "val", "--out", "x.npz"]
     )
-    assert args.preset == "paper"
-    assert get_preset(args.preset).cutoff == 20.0
+    assert args.preset == "small"
+    assert get_preset(args.preset).cutoff == 6.0
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from structrepdiff.data.paths import DataNotFoundError
 from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
@@ -34,7 +33,7 @@ from structrepdiff.reconstruct.run import (
     reconstruct_targets,
     targets_from,
 )
-from structrepdiff.reconstruct.templates import TemplateSet, cached_templates
+from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
 from structrepdiff.representation.condition import composition_condition
 from structrepdiff.representation.decode import decode
 
@@ -179,14 +178,11 @@ def _templates(loaded: LoadedModel, templates, data_dir: str | None) -> Template
     if templates != "auto":
         return TemplateSet.load(templates)
     src = _training_source(loaded)
-    if not src.get("dataset") or not src.get("split"):
+    path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir)
+    if path is None:
+        log.warning("%s", used)
         return None
-    try:
-        return cached_templates(src["dataset"], src["split"], data_dir)
-    except (DataNotFoundError, FileNotFoundError) as exc:
-        log.warning("random starts: no templates from %s/%s (%s)", src["dataset"], src["split"],
-                    exc)  # fmt: skip
-        return None
+    return TemplateSet.load(path)
 
 
 def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",

@@ -30,7 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data-dir", help="data directory (default: $STRUCTREPDIFF_DATA, then ../shared/data)"
     )
     p.add_argument("--out", required=True, type=Path, help="output .npz")
-    p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="EAD preset")
+    p.add_argument(
+        "--preset",
+        default="small",
+        choices=sorted(PRESETS),
+        help="EAD preset (small: what the bundled models use; paper: R_c = 20 Å)",
+    )
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--batch-size", type=int, default=16, help="crystals per EAD batch")
     p.add_argument("--limit", type=int, help="only the first N rows")

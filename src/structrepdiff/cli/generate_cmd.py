@@ -6,7 +6,11 @@ import argparse
 from pathlib import Path
 
 from structrepdiff.cli import codes
-from structrepdiff.cli.reconstruct_cmd import add_reconstruct_options, reconstruct_config
+from structrepdiff.cli.reconstruct_cmd import (
+    add_reconstruct_options,
+    reconstruct_config,
+    resolve_templates,
+)
 from structrepdiff.cli.relax_cmd import add_relax_options, relax_config
 from structrepdiff.cli.sample_cmd import add_sampling_options
 
@@ -47,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
                        formulas=tuple(args.formula),
                        composition_from=args.composition_from,
                        guidance=args.guidance)  # fmt: skip
-    cfg = GenerateConfig(out=args.out, sample=smp, reconstruct=reconstruct_config(args),
-                         templates=args.templates, batch_size=args.batch_size,
+    templates = resolve_templates(args, *_training_source(args.model))
+    cfg = GenerateConfig(out=args.out, sample=smp,
+                         reconstruct=reconstruct_config(args, templates is not None),
+                         templates=templates, batch_size=args.batch_size,
                          relax=relax_config(args) if args.relax else None,
                          relax_workers=args.relax_workers, force=args.force,
                          progress=not args.no_progress)  # fmt: skip
@@ -62,3 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if args.relax:
         print(f"relaxed crystals -> {args.out / 'relaxed'}/summary.csv")
     return codes.OK if frames else codes.NOTHING
+
+
+def _training_source(model: Path) -> tuple[str | None, str | None]:
+    """(dataset, split) the model was trained on, as its checkpoint records them."""
+    from structrepdiff.pipeline.checkpoint import load_checkpoint
+
+    src = (load_checkpoint(model).get("train") or {}).get("source") or {}
+    return src.get("dataset"), src.get("split")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from structrepdiff.cli import codes
-
-if TYPE_CHECKING:
-    from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,45 +28,79 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
-    """Reconstruction options shared by `reconstruct` and `generate` (see `reconstruct_config`)."""
-    p.add_argument("--trials", type=int, default=6, help="random starts per crystal")
-    p.add_argument("--hops", type=int, default=7, help="basin-hopping hops per trial")
-    p.add_argument("--steps", type=int, default=300, help="Adam steps per hop")
+    """Reconstruction options shared by `reconstruct` and `generate` (see `reconstruct_config`);
+    every default is the dataclass's: `TEMPLATE_BUDGET` with templates, `ReconstructConfig()`
+    with random starts."""
+    D, T = ReconstructConfig(), TEMPLATE_BUDGET
+    p.add_argument(
+        "--trials",
+        type=int,
+        help=f"starts per crystal (default: {T.trials} with templates, "
+        f"{D.trials} from random positions)",
+    )
+    p.add_argument(
+        "--hops",
+        type=int,
+        help=f"basin-hopping hops per start (default: {T.hops} with templates, "
+        f"{D.hops} from random positions)",
+    )
+    p.add_argument("--steps", type=int, default=D.steps, help="Adam steps per hop")
     p.add_argument(
         "--threshold",
         type=float,
-        default=1e-3,
+        default=D.threshold,
         help="relative L1 loss below which a crystal counts as converged",
     )
     p.add_argument(
         "--lr",
         type=float,
         nargs=2,
-        default=(0.1, 0.005),
+        default=(D.lr_start, D.lr_end),
         metavar=("START", "END"),
         help="Adam step size in Å, decayed within each hop",
     )
     p.add_argument(
         "--templates",
-        type=Path,
-        help="template .npz from `structrepdiff templates`: trials start from known crystals "
-        "with the same species-count pattern (best first), the rest at random",
+        default="auto",
+        help="starting crystals: a .npz from `structrepdiff templates`, 'auto' (the "
+        "training split of the data, built once and cached; random starts where the "
+        "data cannot be found) or 'none' (random starts)",
     )
-    p.add_argument("--hop-size", type=float, default=1.0, help="basin hop size in Å")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hop-size", type=float, default=D.hop_size, help="basin hop size in Å")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=D.dtype)
+    p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
+    p.add_argument("--data-dir", help="data folder for --templates auto")  # fmt: skip
 
 
-def reconstruct_config(args: argparse.Namespace) -> ReconstructConfig:
-    """The ReconstructConfig named by the options of `add_reconstruct_options`."""
-    from structrepdiff.reconstruct.config import ReconstructConfig
+def resolve_templates(args: argparse.Namespace, dataset: str | None,
+                      split: str | None = None) -> Path | None:  # fmt: skip
+    """The template file ``--templates`` names: a path, none, or auto (``dataset``'s training
+    split; ``split`` when the model records which), saying which on stderr."""
+    import sys
 
+    from structrepdiff.reconstruct.templates import auto_templates
+
+    choice = str(args.templates)
+    if choice.lower() == "none":
+        return None
+    if choice != "auto":
+        return Path(choice)
+    path, used = auto_templates(dataset, split, args.data_dir)
+    print(f"templates: {used}" + (f" ({path})" if path else ""), file=sys.stderr)
+    return path
+
+
+def reconstruct_config(args: argparse.Namespace, templates: bool) -> ReconstructConfig:
+    """The ReconstructConfig named by the options of `add_reconstruct_options`: trials and
+    hops not given come from `TEMPLATE_BUDGET` with ``templates``, else `ReconstructConfig`."""
     if args.batch_size < 1:
         raise ValueError("--batch-size must be positive")
-    return ReconstructConfig(
-        trials=args.trials,
-        hops=args.hops,
+    base = TEMPLATE_BUDGET if templates else ReconstructConfig()
+    return replace(
+        base,
+        trials=args.trials if args.trials is not None else base.trials,
+        hops=args.hops if args.hops is not None else base.hops,
         steps=args.steps,
         threshold=args.threshold,
         lr_start=args.lr[0],
@@ -84,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be positive")
-    config = reconstruct_config(args)
+    from structrepdiff.features import load_features
+
+    src = load_features(args.representations).source
+    templates = resolve_templates(args, src.get("dataset") or src.get("elements_from"))
+    config = reconstruct_config(args, templates is not None)
     job = ReconstructJob(
         args.representations,
         args.out,
@@ -93,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size,
         args.force,
         not args.no_progress,
-        args.templates,
+        templates,
     )
     s = run_reconstruction(job)
     total = sum(s.counts.values())

@@ -44,7 +44,7 @@ class FeaturizeConfig:
     cif: tuple[str, ...] = ()
     elements_from: str | None = None
     data_dir: str | None = None
-    preset: str = "paper"
+    preset: str = "small"
     dtype: str = "float64"
     batch_size: int = 16
     limit: int | None = None

@@ -185,10 +185,10 @@ class TemplateSet:
             )
 
 
-def cached_templates(dataset: str, split: str, data_dir: str | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> TemplateSet:  # fmt: skip
-    """The templates of one dataset split, built once and cached under ``cache_dir``
-    (default `default_cache_dir`) keyed by the split file's sha256."""
+def cached_templates_path(dataset: str, split: str, data_dir: str | None = None,
+                          cache_dir: str | os.PathLike | None = None) -> Path:  # fmt: skip
+    """The template file of one dataset split, built once and cached under ``cache_dir``
+    (default `default_cache_dir`) keyed by the split file's sha256; returns its path."""
     from structrepdiff.data.atomic import atomic_write
     from structrepdiff.data.io import load_split, split_path
     from structrepdiff.data.paths import default_cache_dir, file_sha256
@@ -196,10 +196,40 @@ def cached_templates(dataset: str, split: str, data_dir: str | None = None,
     source = split_path(data_dir, dataset, split)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = root / "templates" / f"{dataset}_{split}_{file_sha256(source)[:16]}.npz"
-    if path.is_file():
-        return TemplateSet.load(path)
-    loaded = load_split(dataset, split, data_dir)
-    ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, ts.save, force=True, suffix=".npz")
-    return ts
+    if not path.is_file():
+        loaded = load_split(dataset, split, data_dir)
+        ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, ts.save, force=True, suffix=".npz")
+    return path
+
+
+def cached_templates(dataset: str, split: str, data_dir: str | None = None,
+                     cache_dir: str | os.PathLike | None = None) -> TemplateSet:  # fmt: skip
+    """`cached_templates_path`, loaded."""
+    return TemplateSet.load(cached_templates_path(dataset, split, data_dir, cache_dir))
+
+
+def training_split(dataset: str, data_dir: str | None = None) -> str:
+    """ "train" where the dataset has it here, else "val" (the split our models train on)."""
+    from structrepdiff.data.io import split_path
+
+    try:
+        split_path(data_dir, dataset, "train")
+    except FileNotFoundError:
+        return "val"
+    return "train"
+
+
+def auto_templates(dataset: str | None, split: str | None = None, data_dir: str | None = None,
+                   cache_dir: str | os.PathLike | None = None
+                   ) -> tuple[Path | None, str]:  # fmt: skip
+    """(template file of ``dataset``'s training split, what was used) — or (None, why not)
+    when the dataset is unknown or its data cannot be found: then starts are random."""
+    if not dataset:
+        return None, "random starts: the dataset is not known"
+    try:
+        split = split or training_split(dataset, data_dir)
+        return cached_templates_path(dataset, split, data_dir, cache_dir), f"{dataset}/{split}"
+    except FileNotFoundError as exc:  # DataNotFoundError is one
+        return None, f"random starts: no {dataset} data for templates ({exc})"

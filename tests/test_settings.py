@@ -1,0 +1,120 @@
+"""One source of truth for settings: every CLI option that names a config field has the
+dataclass's default, and the default reconstruction budget follows the starts."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from structrepdiff.cli.main import build_parser
+from structrepdiff.composition.train import CompositionTrainConfig
+from structrepdiff.diffusion.denoisers import DenoiserConfig
+from structrepdiff.evaluate.run import EvaluateConfig
+from structrepdiff.evaluate.stability import StabilityConfig
+from structrepdiff.pipeline.featurize import FeaturizeConfig
+from structrepdiff.pipeline.sample import SampleConfig
+from structrepdiff.pipeline.train import TrainConfig
+from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
+from structrepdiff.relax.config import RelaxConfig
+
+# command -> [(config class, {cli dest: field} for options named differently; "-": another
+# class's field of the same name, e.g. generate's --steps are Adam steps, not DDIM steps)]
+RECON = (ReconstructConfig, {})
+RELAX = (RelaxConfig, {"relax_steps": "max_steps", "relax_device": "device"})
+SAMPLE = (SampleConfig, {"sample_steps": "steps"})
+CASES = {
+    ("featurize",): [(FeaturizeConfig, {})],
+    ("train",): [(TrainConfig, {"denoiser": "-"}), (DenoiserConfig, {"denoiser": "kind"})],
+    ("train-composition",): [(CompositionTrainConfig, {})],
+    ("sample",): [SAMPLE],
+    ("generate",): [
+        (SampleConfig, {"sample_steps": "steps", "sample_batch_size": "batch_size", "steps": "-"}),
+        RECON,
+        RELAX,
+    ],
+    ("reconstruct",): [RECON],
+    ("relax",): [RELAX],
+    ("evaluate", "generation"): [(EvaluateConfig, {})],
+    ("evaluate", "reconstruction"): [(EvaluateConfig, {})],
+    ("evaluate", "stability"): [(StabilityConfig, {})],
+}
+# options whose dataclass default is not the CLI's on purpose
+SKIP = {("generate", "batch_size"), ("generate", "seed"), ("train", "dropout"),
+        ("train", "T")}  # fmt: skip
+# generate's --batch-size is the reconstruction batch (GenerateConfig.batch_size) and its one
+# --seed seeds both stages; train's --dropout and --T feed DenoiserConfig and TrainConfig
+# alike (checked below against both)
+
+
+def _sub(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argparse.ArgumentParser:
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def _field_defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _norm(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+@pytest.mark.parametrize("path", list(CASES), ids=" ".join)
+def test_cli_defaults_are_the_dataclass_defaults(path):
+    parser = _sub(build_parser(), path)
+    checked = 0
+    for cls, renames in CASES[path]:
+        fields = _field_defaults(cls)
+        for action in parser._actions:
+            field = renames.get(action.dest, action.dest)
+            if (path[0], action.dest) in SKIP or field not in fields or not action.option_strings:
+                continue
+            if action.default is None and field not in renames:
+                continue  # an optional input (no default) mapped onto a field
+            if action.nargs == 0:  # a flag: absent means the dataclass default False
+                assert fields[field] in (False, None), (path, action.dest)
+                continue
+            assert _norm(action.default) == _norm(fields[field]), (path, action.dest)
+            checked += 1
+    assert checked >= 1
+
+
+def test_train_dropout_and_T_agree_with_both_configs():
+    parser = _sub(build_parser(), ("train",))
+    opts = {a.dest: a.default for a in parser._actions}
+    den = _field_defaults(DenoiserConfig)
+    assert opts["dropout"] == den["dropout"]
+    assert opts["T"] == TrainConfig.T == den["T"]
+
+
+def test_reconstruct_lr_and_budget_follow_the_config():
+    from structrepdiff.cli.reconstruct_cmd import reconstruct_config
+
+    parser = _sub(build_parser(), ("reconstruct",))
+    args = parser.parse_args(["--representations", "x.npz", "--out", "o"])
+    assert tuple(args.lr) == (ReconstructConfig().lr_start, ReconstructConfig().lr_end)
+    assert args.templates == "auto" and args.trials is None and args.hops is None
+    assert reconstruct_config(args, templates=True) == TEMPLATE_BUDGET
+    assert reconstruct_config(args, templates=False) == ReconstructConfig()
+    args = parser.parse_args(["--representations", "x.npz", "--out", "o", "--trials", "2"])
+    assert reconstruct_config(args, templates=True).trials == 2
+    text = " ".join(parser.format_help().split())
+    assert f"default: {TEMPLATE_BUDGET.trials} with templates, {ReconstructConfig().trials}" in text
+
+
+def test_one_default_preset_everywhere():
+    parser = build_parser()
+    featurize = {a.dest: a.default for a in _sub(parser, ("featurize",))._actions}
+    train = {a.dest: a.default for a in _sub(parser, ("train",))._actions}
+    assert featurize["preset"] == train["preset"] == FeaturizeConfig.preset == TrainConfig.preset
+    assert FeaturizeConfig.preset == "small"
