@@ -48,3 +48,25 @@ def random_skewed_structure(seed: int, n: int = 4, species=("Na", "Cl", "O", "Fe
 @pytest.fixture
 def skewed_structure() -> Structure:
     return random_skewed_structure(1)
+
+
+PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
+
+
+def perovskite(a_site: str, b_site: str, a: float, anion: str = "O") -> Structure:
+    """Cubic ABX3 (Pm-3m), 5 atoms."""
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    return Structure(Lattice.cubic(a), [a_site, b_site, anion, anion, anion], frac)
+
+
+def write_perov_splits(root, splits=(("test", 0.0), ("val", 0.05))):
+    """A perov_5 data folder under ``root``: each split the four `PEROVSKITES`, lattice
+    constants shifted by the split's offset (Å), ids ``<split><k>``; returns ``root``."""
+    import pandas as pd
+
+    (root / "perov_5").mkdir(parents=True, exist_ok=True)
+    for split, shift in splits:
+        rows = [{"material_id": f"{split}{k}", "cif": perovskite(a, b, c + shift).to(fmt="cif")}
+                for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
+        pd.DataFrame(rows).to_csv(root / "perov_5" / f"{split}.csv", index=False)
+    return root

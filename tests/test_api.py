@@ -11,32 +11,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
+from tests.conftest import PEROVSKITES, perovskite, write_perov_splits
 
 import structrepdiff
 from structrepdiff.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
-
-
-def perovskite(a_site: str, b_site: str, a: float) -> Structure:
-    return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"], SITES)
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     """perov_5 val / test of four cubic perovskites each: templates and references in seconds."""
-    root = tmp_path_factory.mktemp("data")
-    (root / "perov_5").mkdir()
-    for split, shift in (("test", 0.0), ("val", 0.05)):
-        rows = [{"material_id": f"{split}{k}", "cif": perovskite(a, b, c + shift).to(fmt="cif")}
-                for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
-        pd.DataFrame(rows).to_csv(root / "perov_5" / f"{split}.csv", index=False)
-    return root
+    return write_perov_splits(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture

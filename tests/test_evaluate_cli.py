@@ -5,30 +5,15 @@ from __future__ import annotations
 import csv
 import json
 
-import pandas as pd
 import pytest
-from pymatgen.core import Lattice, Structure
+from tests.conftest import PEROVSKITES, perovskite, write_perov_splits
 
 from structrepdiff.cli.main import main
-
-PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
-
-
-def perovskite(a_site: str, b_site: str, a: float, anion: str = "O") -> Structure:
-    """Cubic ABX3 (Pm-3m), 5 atoms."""
-    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-    return Structure(Lattice.cubic(a), [a_site, b_site, anion, anion, anion], frac)
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    (root / "perov_5").mkdir()
-    for split, shift in (("test", 0.0), ("val", 0.05)):
-        rows = [{"material_id": f"{split}{k}", "cif": perovskite(a, b, c + shift).to(fmt="cif")}
-                for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
-        pd.DataFrame(rows).to_csv(root / "perov_5" / f"{split}.csv", index=False)
-    return root
+    return write_perov_splits(tmp_path_factory.mktemp("data"))
 
 
 def run(args: list[str], data_dir, tmp_path) -> int:

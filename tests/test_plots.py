@@ -11,21 +11,13 @@ import shutil
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
-from pymatgen.core import Lattice, Structure
+from tests.conftest import PEROVSKITES, perovskite, write_perov_splits
 
 from structrepdiff import plots
 from structrepdiff.cli.main import main
 from structrepdiff.report import ReportConfig, build_report
-
-SITES = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-PEROVSKITES = [("Sr", "Ti", 3.9), ("Ba", "Zr", 4.2), ("K", "Nb", 4.0), ("Ca", "Ti", 3.8)]
-
-
-def perovskite(a_site: str, b_site: str, a: float) -> Structure:
-    return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"], SITES)
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -68,12 +60,8 @@ def test_pca_axes_are_the_reference_principal_directions():
 def run_dir(tmp_path, monkeypatch):
     """A generate-like folder: three crystals (one CIF each) and one rejected vector, with a
     tiny perov_5 data directory for the data side."""
-    data = tmp_path / "data" / "perov_5"
-    data.mkdir(parents=True)
-    rows = [{"material_id": f"v{k}", "cif": perovskite(a, b, c).to(fmt="cif")}
-            for k, (a, b, c) in enumerate(PEROVSKITES)]  # fmt: skip
-    pd.DataFrame(rows).to_csv(data / "val.csv", index=False)
-    monkeypatch.setenv("STRUCTREPDIFF_DATA", str(data.parent))
+    data = write_perov_splits(tmp_path / "data", splits=(("val", 0.0),))
+    monkeypatch.setenv("STRUCTREPDIFF_DATA", str(data))
     run = tmp_path / "gen"
     run.mkdir()
     with open(run / "summary.csv", "w", newline="") as fh:
