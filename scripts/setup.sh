@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install structrepdiff with its test tools and CHGNet (the `mlip` extra).
+# Create .venv and install structrepdiff with its test tools, CHGNet (the `mlip` extra) and
+# Dask (the `dask` extra, for --scheduler).
 # torch is installed first with an exact pin: on machines with a local CPU wheel this avoids
 # pulling a multi-GB CUDA build. Elsewhere, for a CPU-only install, first run
 #   pip install torch==2.13.0 --index-url <PyTorch's CPU wheel index>
@@ -13,5 +14,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet "torch==2.13.0"
 fi
-.venv/bin/python -m pip install --quiet -e ".[dev,mlip]"
+.venv/bin/python -m pip install --quiet -e ".[dev,mlip,dask]"
 echo "setup: $(.venv/bin/python -c 'import torch, pymatgen.core as p; print("torch", torch.__version__, "| pymatgen", p.__version__)')"

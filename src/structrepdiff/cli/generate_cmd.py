@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
                          relax=relax_config(args) if args.relax else None,
                          relax_workers=args.relax_workers, force=args.force,
                          progress=not args.no_progress)  # fmt: skip
-    summary, frames = generate(cfg)
+    from structrepdiff.pipeline.cluster import open_client
+
+    with open_client(args.scheduler) as client:
+        summary, frames = generate(cfg, client)
     print(
         f"generated {args.num} samples -> {args.out} ({frames} crystals in generated.extxyz; "
         f"{summary.done_before} already done before this run)"

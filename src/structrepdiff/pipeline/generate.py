@@ -74,9 +74,10 @@ def write_extxyz(out: Path) -> int:
         "id": r["id"], "status": r["status"], "loss": float(r["loss"])})  # fmt: skip
 
 
-def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
-    """Sample (once), reconstruct (resumably), write the extxyz, relax if asked; see the
-    module docstring. Returns the reconstruction summary and the number of crystals."""
+def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]:
+    """Sample (once), reconstruct (resumably; on a Dask ``client``'s workers when given),
+    write the extxyz, relax if asked; see the module docstring. Returns the reconstruction
+    summary and the number of crystals."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(cfg)
@@ -86,7 +87,7 @@ def generate(cfg: GenerateConfig) -> tuple[ReconstructSummary, int]:
     save_settings(cfg)
     job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
                          cfg.progress, cfg.templates)  # fmt: skip
-    summary = run_reconstruction(job)
+    summary = run_reconstruction(job, client)
     frames = write_extxyz(out)
     if cfg.relax is not None:
         from structrepdiff.relax.run import RelaxJob, run_relax

@@ -7,6 +7,7 @@ interrupted run resumes where it stopped: ids already in summary.csv are not red
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import re
@@ -225,33 +226,61 @@ def targets_from(ids: list[str], decoded: list) -> Iterator[tuple[str, Target | 
                     else d.reason)  # fmt: skip
 
 
+def _load_templates(templates: TemplateSet | Path | str | None) -> TemplateSet | None:
+    if templates is None or isinstance(templates, TemplateSet):
+        return templates
+    st = Path(templates).stat()  # the cache key includes the file's size and time
+    return _cached_template_file(str(templates), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_template_file(path: str, size: int, mtime_ns: int) -> TemplateSet:
+    return TemplateSet.load(path)
+
+
+def reconstruct_chunk(batch: list[Target], ead, config: ReconstructConfig,
+                      templates: TemplateSet | Path | str | None = None) -> list:  # fmt: skip
+    """One batch, as `reconstruct_targets` yields it: [(Outcome or (id, reason), seconds)].
+    A module-level function taking only picklable arguments, so Dask workers can run it."""
+    return list(_reconstruct_safely(batch, ead, config, _load_templates(templates)))
+
+
 def reconstruct_targets(
-    todo: list[Target], ead, config: ReconstructConfig, templates: TemplateSet | None = None,
-    batch_size: int = 8, progress: bool = False,
+    todo: list[Target], ead, config: ReconstructConfig,
+    templates: TemplateSet | Path | str | None = None, batch_size: int = 8,
+    progress: bool = False, client=None,
 ) -> Iterator[tuple[Outcome | tuple[str, str], float]]:  # fmt: skip
     """Reconstruct ``todo`` in batches of ``batch_size`` (template starts when ``templates``):
     yields (Outcome, seconds per crystal), or ((id, reason), seconds) for one that raised.
     Each crystal draws from its own generator seeded by (config.seed, id), so the result of a
-    crystal does not depend on the batch it is in."""
+    crystal does not depend on the batch it is in. With a Dask ``client`` (see
+    `structrepdiff.pipeline.cluster`) the batches run on its workers and come back in
+    completion order; pass ``templates`` as a path there, so each worker loads it once."""
+    from structrepdiff.pipeline.cluster import map_chunks
+
+    if client is None:
+        templates = _load_templates(templates)
+    batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
+    fn = functools.partial(reconstruct_chunk, ead=ead, config=config, templates=templates)
     bar = tqdm(total=len(todo), disable=not progress, desc="reconstruct", unit="crystal")
     counts: dict[str, int] = {}
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        for o, per in _reconstruct_safely(batch, ead, config, templates):
+    for results in map_chunks(client, fn, batches):
+        for o, per in results:
             key = ("converged" if o.converged else "not_converged") if isinstance(
                 o, Outcome) else "failed"  # fmt: skip
             counts[key] = counts.get(key, 0) + 1
             yield o, per
-        bar.update(len(batch))
+        bar.update(len(results))
         bar.set_postfix(counts)
     bar.close()
 
 
-def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
-    """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows."""
+def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
+    """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows;
+    with a Dask ``client`` the batches run on its workers (rows in completion order)."""
     t0 = time.perf_counter()
     fs = load_features(job.representations)
-    templates = None if job.templates is None else TemplateSet.load(job.templates)
+    _load_templates(job.templates)  # a bad template file fails before anything is written
     done = _prepare_out(job)
     ids = dedupe_ids(fs.ids[: job.limit] if job.limit else fs.ids)
     if len(set(fs.ids[: len(ids)])) != len(ids):
@@ -269,8 +298,8 @@ def run_reconstruction(job: ReconstructJob) -> ReconstructSummary:
                 counts["rejected"] = counts.get("rejected", 0) + 1
             else:
                 todo.append(t)
-        for o, per in reconstruct_targets(todo, fs.rep.ead, job.config, templates,
-                                          job.batch_size, job.progress):  # fmt: skip
+        for o, per in reconstruct_targets(todo, fs.rep.ead, job.config, job.templates,
+                                          job.batch_size, job.progress, client):  # fmt: skip
             if isinstance(o, Outcome):
                 status = _write_outcome(o, Path(job.out), per, writer)
             else:

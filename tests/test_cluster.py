@@ -1,0 +1,125 @@
+"""Reconstruction spread over a Dask LocalCluster: the same crystals as a serial run, and a
+worker killed mid-run loses nothing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+
+import pytest
+from pymatgen.core import Structure
+from tests.test_reconstruct import REP, _feature_file, crystals
+
+from structrepdiff.cli.main import main
+from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.representation.encode import encode_structures
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+CFG = ReconstructConfig(trials=2, hops=2, steps=80, seed=0)
+
+
+def _structures() -> dict[str, Structure]:
+    """Nine small crystals: the three of test_reconstruct at three lattice scales."""
+    out = {}
+    for scale in (0.97, 1.0, 1.03):
+        for name, s in crystals().items():
+            s = s.copy()
+            s.scale_lattice(s.volume * scale**3)
+            out[f"{name}_{scale}"] = s
+    return out
+
+
+@pytest.fixture(scope="module")
+def client():
+    from structrepdiff.pipeline.cluster import open_client
+
+    with open_client("local:2") as c:
+        yield c
+
+
+@pytest.fixture
+def vectors(tmp_path):
+    structs = _structures()
+    return _feature_file(tmp_path, encode_structures(list(structs.values()), REP), list(structs))
+
+
+def _rows(out) -> dict[str, dict[str, str]]:
+    with open(out / "summary.csv", newline="") as fh:
+        return {r["id"]: r for r in csv.DictReader(fh)}
+
+
+def _same_crystals(a, b) -> None:
+    ra, rb = _rows(a), _rows(b)
+    assert set(ra) == set(rb) and len(ra) == 9
+    for rid in ra:
+        assert (ra[rid]["status"], ra[rid]["loss"], ra[rid]["steps"]) == (
+            rb[rid]["status"], rb[rid]["loss"], rb[rid]["steps"]), rid  # fmt: skip
+        assert (a / ra[rid]["cif"]).read_text() == (b / rb[rid]["cif"]).read_text()
+
+
+def _job(vectors, out) -> ReconstructJob:
+    return ReconstructJob(vectors, out, CFG, batch_size=2, progress=False)
+
+
+def test_a_distributed_run_gives_the_serial_crystals(tmp_path, vectors, client):
+    serial, spread = tmp_path / "serial", tmp_path / "spread"
+    run_reconstruction(_job(vectors, serial))
+    run_reconstruction(_job(vectors, spread), client)
+    _same_crystals(serial, spread)
+
+
+def test_a_killed_worker_loses_no_crystal(tmp_path, vectors, client):
+    serial, spread = tmp_path / "serial", tmp_path / "spread"
+    run_reconstruction(_job(vectors, serial))
+    victim = sorted(client.scheduler_info()["workers"])[0]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    killed = []
+
+    def kill_once_rows_appear():
+        for _ in range(1200):
+            summary = spread / "summary.csv"
+            if summary.exists() and len(summary.read_text().splitlines()) >= 3:
+                os.kill(pid, signal.SIGKILL)  # mid-run, with batches still on that worker
+                killed.append(len(summary.read_text().splitlines()) - 1)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_once_rows_appear)
+    killer.start()
+    run_reconstruction(_job(vectors, spread), client)
+    killer.join()
+    assert killed and killed[0] < 9  # the worker died before the run was over
+    _same_crystals(serial, spread)  # every crystal once, identical to the serial run
+
+
+def test_cli_scheduler_option_matches_serial(tmp_path, vectors):
+    args = [
+        "reconstruct",
+        "--representations",
+        str(vectors),
+        "--trials",
+        "2",
+        "--hops",
+        "2",
+        "--steps",
+        "80",
+        "--batch-size",
+        "2",
+        "--templates",
+        "none",
+        "--no-progress",
+    ]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--scheduler", "local:1"]) == 0
+    _same_crystals(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_bad_scheduler_spec_is_one_line(tmp_path, vectors, capsys):
+    args = ["reconstruct", "--representations", str(vectors), "--out", str(tmp_path / "c"),
+            "--templates", "none", "--scheduler", "local:0", "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "local:N needs N >= 1" in capsys.readouterr().err
