@@ -123,3 +123,24 @@ def test_a_bad_scheduler_spec_is_one_line(tmp_path, vectors, capsys):
             "--templates", "none", "--scheduler", "local:0", "--no-progress"]  # fmt: skip
     assert main(args) == 2
     assert "local:N needs N >= 1" in capsys.readouterr().err
+
+
+def test_relax_on_dask_workers_gives_the_serial_results(tmp_path, client):
+    pytest.importorskip("chgnet")
+    from tests.test_relax import rattled_cu
+
+    from structrepdiff.relax.config import RelaxConfig
+    from structrepdiff.relax.run import RelaxJob, run_relax
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        rattled_cu(seed=k).to(filename=str(folder / f"cu{k}.cif"))
+    cfg = RelaxConfig(max_steps=60)
+    run_relax(RelaxJob(folder, tmp_path / "serial", cfg, progress=False))
+    run_relax(RelaxJob(folder, tmp_path / "spread", cfg, progress=False), client)
+    a, b = _rows(tmp_path / "serial"), _rows(tmp_path / "spread")
+    assert set(a) == set(b) == {"cu0", "cu1", "cu2"}
+    for rid in a:
+        for key in ("status", "energy_before", "energy_after", "steps"):
+            assert a[rid][key] == b[rid][key], (rid, key)

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_relax_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes, one potential each")
+    p.add_argument("--scheduler", help="relax on Dask workers instead: local:N or an address")
     p.add_argument("--limit", type=int, help="only the first N crystals")
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
     p.add_argument("--no-progress", action="store_true")
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--workers must be positive")
     job = RelaxJob(args.pred, args.out, relax_config(args), args.workers, args.limit,
                    args.force, not args.no_progress)  # fmt: skip
-    s = run_relax(job)
+    from structrepdiff.pipeline.cluster import open_client
+
+    with open_client(args.scheduler) as client:
+        s = run_relax(job, client)
     total = sum(s.counts.values())
     print(f"relaxed {total} crystals in {s.seconds:.1f} s -> {s.out}/summary.csv "
           f"({s.done_before} already done before this run)")  # fmt: skip

@@ -93,5 +93,5 @@ def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]
         from structrepdiff.relax.run import RelaxJob, run_relax
 
         run_relax(RelaxJob(out, out / "relaxed", cfg.relax, cfg.relax_workers, None, cfg.force,
-                           cfg.progress))  # fmt: skip
+                           cfg.progress), client)  # fmt: skip
     return summary, frames

@@ -99,7 +99,28 @@ def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
     return read_summary(summary)
 
 
-def _results(tasks: list, job: RelaxJob) -> Iterator[tuple[str, RelaxResult, float]]:
+def relax_chunk(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
+    """[(id, RelaxResult, seconds)] for one chunk of tasks, in a process that loads its
+    potential on first use (how Dask workers run them, see `structrepdiff.pipeline.cluster`)."""
+    global _CALC_CONFIG
+    if tasks and (_CALC is None or tasks[0][1] != _CALC_CONFIG):
+        _init_worker(tasks[0][1])
+        _CALC_CONFIG = tasks[0][1]
+    return [_relax_one(t) for t in tasks]
+
+
+_CALC_CONFIG = None
+
+
+def _results(tasks: list, job: RelaxJob, client=None
+             ) -> Iterator[tuple[str, RelaxResult, float]]:  # fmt: skip
+    if client is not None:
+        from structrepdiff.pipeline.cluster import map_chunks
+
+        chunks = [tasks[k : k + 4] for k in range(0, len(tasks), 4)]
+        for results in map_chunks(client, relax_chunk, chunks):
+            yield from results
+        return
     if job.workers <= 1:
         _init_worker(job.config)
         yield from map(_relax_one, tasks)
@@ -141,8 +162,9 @@ def unique_ids(preds: list[Prediction]) -> list[Prediction]:
     return out
 
 
-def run_relax(job: RelaxJob) -> RelaxSummary:
-    """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv``."""
+def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
+    """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv`` (over a Dask
+    ``client``'s workers, 4 crystals a task, when given; else ``job.workers`` processes)."""
     t0 = time.perf_counter()
     preds = load_predictions(job.pred)  # first: a bad --pred leaves no output folder behind
     from structrepdiff.relax import potential  # looked up here so tests can stand in for it
@@ -155,7 +177,7 @@ def run_relax(job: RelaxJob) -> RelaxSummary:
     writer = SummaryWriter(out / "summary.csv", FIELDS)
     try:
         bar = tqdm(total=len(tasks), disable=not job.progress, desc="relax", unit="crystal")
-        for rid, res, sec in _results(tasks, job):
+        for rid, res, sec in _results(tasks, job, client):
             cif = ""
             if res.structure is not None:
                 cif = f"{safe_name(rid)}.cif"
