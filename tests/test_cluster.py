@@ -4,6 +4,7 @@ worker killed mid-run loses nothing."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import threading
@@ -35,7 +36,7 @@ def _structures() -> dict[str, Structure]:
 
 @pytest.fixture(scope="module")
 def client():
-    from structrepdiff.pipeline.cluster import open_client
+    from structrepdiff.cluster import open_client
 
     with open_client("local:2") as c:
         yield c
@@ -144,3 +145,25 @@ def test_relax_on_dask_workers_gives_the_serial_results(tmp_path, client):
     for rid in a:
         for key in ("status", "energy_before", "energy_after", "steps"):
             assert a[rid][key] == b[rid][key], (rid, key)
+
+
+def test_evaluate_on_dask_workers_gives_the_same_metrics(tmp_path):
+    from tests.conftest import perovskite, write_perov_splits
+
+    data = write_perov_splits(tmp_path / "data")
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for k, (a, b, c) in enumerate([("Sr", "Ti", 3.9), ("Ba", "Ti", 4.0), ("K", "Nb", 4.1)]):
+        perovskite(a, b, c).to(filename=str(gen / f"g{k}.cif"))
+    base = ["evaluate", "generation", "--pred", str(gen), "--dataset", "perov_5", "--data-dir",
+            str(data), "--no-progress", "--force"]  # fmt: skip
+    ev = gen / "evaluation_generation"
+    assert main([*base, "--workers", "1", "--cache-dir", str(tmp_path / "c1")]) == 0
+    serial = json.loads((ev / "metrics.json").read_text())
+    rows = (ev / "per_crystal.csv").read_text()
+    assert main([*base, "--scheduler", "local:2", "--cache-dir", str(tmp_path / "c2")]) == 0
+    spread = json.loads((ev / "metrics.json").read_text())
+    skip = {"date", "config", "seconds"}
+    assert {k: v for k, v in spread.items() if k not in skip} == {
+        k: v for k, v in serial.items() if k not in skip}  # fmt: skip
+    assert (ev / "per_crystal.csv").read_text() == rows

@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--out", type=Path, help="output folder (default: PRED/evaluation_stability)")
     st.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
     st.add_argument("--workers", type=int, default=1, help="novelty processes")
+    st.add_argument("--scheduler", help="Dask workers instead of --workers: local:N or an address")
     st.add_argument("--force", action="store_true", help="overwrite an existing metrics.json")
     st.add_argument("--no-progress", action="store_true")
     st.set_defaults(func=run_stability)
@@ -67,7 +68,10 @@ def run_stability(args: argparse.Namespace) -> int:
                           data_dir=args.data_dir, novelty_splits=tuple(args.novelty_splits),
                           threshold=args.threshold, workers=args.workers, force=args.force,
                           progress=not args.no_progress)  # fmt: skip
-    m = evaluate_stability(cfg)
+    from structrepdiff.cluster import open_client
+
+    with open_client(args.scheduler):
+        m = evaluate_stability(cfg)
     mean = "–" if m["mean_e_hull"] is None else f"{m['mean_e_hull']:.3f}"
     print(f"{m['n']} crystals ({m['n_with_e_hull']} with E_hull): stable "
           f"{m['stable_pct']:.1f} % (strict {m['strict_stable_pct']:.1f} %), S.U.N. "
@@ -84,6 +88,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--scheduler", help="Dask workers instead of --workers: local:N or an address")
     p.add_argument("--cache-dir", type=Path, help="default $STRUCTREPDIFF_CACHE or ~/.cache")
     p.add_argument("--force", action="store_true", help="overwrite an existing metrics.json")
     p.add_argument("--no-progress", action="store_true")
@@ -104,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
         n_property=getattr(args, "n_property", 1000), seed=args.seed, workers=args.workers,
         cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress,
     )  # fmt: skip
+    from structrepdiff.cluster import open_client
+
+    with open_client(args.scheduler):
+        m = (evaluate_generation if cfg.mode == "generation" else evaluate_reconstruction)(cfg)
     if cfg.mode == "generation":
-        m = evaluate_generation(cfg)
         cov = m["coverage"]
         print(f"{m['n_generated']} generated crystals vs {m['dataset']}/{m['reference_split']}"
               f": validity struct {m['struct_validity_pct']:.2f} %, comp "
@@ -117,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
               f"{m['properties']['emd_n_elements']:.4f} ({m['properties']['n_drawn']} valid)"
               f" -> {cfg.out_dir()}")  # fmt: skip
     else:
-        m = evaluate_reconstruction(cfg)
         print(f"{m['n_predictions']} predictions: match {m['match_rate_pct']:.2f} % (RMSE "
               f"{m['rmse']:.4f}; invalid = non-match), {m['match_rate_any_pct']:.2f} % (RMSE "
               f"{m['rmse_any']:.4f}; validity ignored) -> {cfg.out_dir()}")  # fmt: skip

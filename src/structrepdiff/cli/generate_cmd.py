@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                          relax=relax_config(args) if args.relax else None,
                          relax_workers=args.relax_workers, force=args.force,
                          progress=not args.no_progress)  # fmt: skip
-    from structrepdiff.pipeline.cluster import open_client
+    from structrepdiff.cluster import open_client
 
     with open_client(args.scheduler) as client:
         summary, frames = generate(cfg, client)

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         not args.no_progress,
         templates,
     )
-    from structrepdiff.pipeline.cluster import open_client
+    from structrepdiff.cluster import open_client
 
     with open_client(args.scheduler) as client:
         s = run_reconstruction(job, client)

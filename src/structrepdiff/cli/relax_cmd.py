@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--workers must be positive")
     job = RelaxJob(args.pred, args.out, relax_config(args), args.workers, args.limit,
                    args.force, not args.no_progress)  # fmt: skip
-    from structrepdiff.pipeline.cluster import open_client
+    from structrepdiff.cluster import open_client
 
     with open_client(args.scheduler) as client:
         s = run_relax(job, client)

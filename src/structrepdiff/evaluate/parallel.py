@@ -27,7 +27,14 @@ def parallel_map(
     cores; 1 runs in this process). ``fn`` and ``initializer`` must be module-level functions;
     ``initializer(*initargs)`` runs once per worker (or once here when serial), so large
     shared data travels once per worker instead of once per item. Spawned, not forked, so a
-    parent that has used torch cannot deadlock its workers."""
+    parent that has used torch cannot deadlock its workers. Inside `structrepdiff.cluster.
+    open_client` (``--scheduler``) the work goes to the Dask workers instead, in the same order."""
+    from structrepdiff.cluster import current_client, map_in_order
+
+    client = current_client()  # inside `open_client` (--scheduler): the Dask workers
+    if client is not None and items:
+        return map_in_order(client, fn, list(items), initializer, initargs, progress=progress,
+                            desc=desc)  # fmt: skip
     workers = max(1, min(workers or os.cpu_count() or 1, len(items) or 1))
     bar = dict(total=len(items), disable=not progress, desc=desc, unit="crystal")
     if workers == 1:

@@ -254,9 +254,9 @@ def reconstruct_targets(
     yields (Outcome, seconds per crystal), or ((id, reason), seconds) for one that raised.
     Each crystal draws from its own generator seeded by (config.seed, id), so the result of a
     crystal does not depend on the batch it is in. With a Dask ``client`` (see
-    `structrepdiff.pipeline.cluster`) the batches run on its workers and come back in
+    `structrepdiff.cluster`) the batches run on its workers and come back in
     completion order; pass ``templates`` as a path there, so each worker loads it once."""
-    from structrepdiff.pipeline.cluster import map_chunks
+    from structrepdiff.cluster import map_chunks
 
     if client is None:
         templates = _load_templates(templates)

@@ -101,7 +101,7 @@ def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
 
 def relax_chunk(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
     """[(id, RelaxResult, seconds)] for one chunk of tasks, in a process that loads its
-    potential on first use (how Dask workers run them, see `structrepdiff.pipeline.cluster`)."""
+    potential on first use (how Dask workers run them, see `structrepdiff.cluster`)."""
     global _CALC_CONFIG
     if tasks and (_CALC is None or tasks[0][1] != _CALC_CONFIG):
         _init_worker(tasks[0][1])
@@ -115,7 +115,7 @@ _CALC_CONFIG = None
 def _results(tasks: list, job: RelaxJob, client=None
              ) -> Iterator[tuple[str, RelaxResult, float]]:  # fmt: skip
     if client is not None:
-        from structrepdiff.pipeline.cluster import map_chunks
+        from structrepdiff.cluster import map_chunks
 
         chunks = [tasks[k : k + 4] for k in range(0, len(tasks), 4)]
         for results in map_chunks(client, relax_chunk, chunks):
