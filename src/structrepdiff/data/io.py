@@ -274,3 +274,22 @@ def load_cifs(
     out = parse_rows(rows, atomic_numbers, n_max, progress, total=len(rows))
     out.skipped.extend(unreadable)
     return out
+
+
+# MP-20 benchmark subsets take equal shares of small, medium and large cells
+SIZE_BINS = ((1, 6), (7, 12), (13, 10_000))
+
+
+def seeded_subset(loaded: LoadedStructures, n: int, seed: int, stratified: bool = False
+                  ) -> tuple[list[str], list[Structure]]:  # fmt: skip
+    """(ids, structures) of ``n`` rows drawn with ``seed``, in file order; ``stratified``
+    draws n // 3 from each of `SIZE_BINS` (atom counts), as the MP-20 benchmark tables do."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array([len(s) for s in loaded.structures])
+    if stratified:
+        picks = [rng.choice(np.flatnonzero((sizes >= lo) & (sizes <= hi)), n // 3, replace=False)
+                 for lo, hi in SIZE_BINS]  # fmt: skip
+        idx = np.sort(np.concatenate(picks))
+    else:
+        idx = np.sort(rng.choice(len(sizes), min(n, len(sizes)), replace=False))
+    return [loaded.ids[k] for k in idx], [loaded.structures[k] for k in idx]

@@ -415,3 +415,45 @@ def evaluate_structures(structures: Sequence[Any], dataset: str, split: str = "t
                          progress=progress)  # fmt: skip
     metrics, rows = score_generation(as_predictions(structures, ids), cfg)
     return Evaluation(metrics, rows)
+
+
+def score_run_folder(folder: Path, clean: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """Summary of a `reconstruct` / `generate` folder as the diagnostic studies report it:
+    median and mean final loss, converged % (loss < ``threshold``), P1 %, structure validity
+    %, and the StructureMatcher match % against ``clean`` (id → Structure) where given. An
+    unreadable CIF counts as invalid (and as a miss against its clean crystal)."""
+    from structrepdiff.data.io import parse_cif
+    from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
+    from structrepdiff.evaluate.symmetry import space_group
+    from structrepdiff.evaluate.validity import structure_validity
+
+    with open(Path(folder) / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    loss = np.array([float(r["loss"]) for r in rows if r["loss"] not in ("", "nan")])
+    matcher = reconstruction_matcher()
+    p1 = valid = matched = n_sg = n_clean = unreadable = 0
+    for r in rows:
+        if not r.get("cif"):
+            continue
+        try:
+            s = parse_cif((Path(folder) / r["cif"]).read_text())
+        except ValueError:
+            unreadable += 1
+            n_clean += r["id"] in clean
+            continue
+        valid += bool(structure_validity(s).value)
+        sg = space_group(s)
+        n_sg += sg.ok
+        p1 += sg.ok and sg.value[0] == 1
+        if r["id"] in clean:
+            n_clean += 1
+            matched += reconstruction_match(s, clean[r["id"]], matcher,
+                                            check_validity=False).matched  # fmt: skip
+    n = len(rows)
+    return {"n": n, "n_reconstructed": len(loss),
+            "median_loss": float(np.median(loss)) if len(loss) else None,
+            "mean_loss": float(loss.mean()) if len(loss) else None,
+            "converged_pct": 100.0 * float((loss < threshold).sum()) / n if n else 0.0,
+            "p1_pct": 100.0 * p1 / max(n_sg, 1), "struct_valid_pct": 100.0 * valid / max(n, 1),
+            "match_clean_pct": 100.0 * matched / n_clean if n_clean else None,
+            "n_unreadable_cif": unreadable}  # fmt: skip

@@ -357,3 +357,20 @@ def reconstruct_batch(
             targets, torch.split(final, counts), s.cell, best_loss, steps, strict=True
         )
     ]
+
+
+def true_targets(ids, structures, rep, dtype: torch.dtype = torch.float64):
+    """For studies of the loss landscape: the targets of crystals from their own R, their
+    stacked set (as `descriptor_loss` takes it) and the true positions (N, 3) Å in the cells
+    rebuilt from R (atoms in decode's order: Niggli cell, sorted by Z)."""
+    from structrepdiff.representation.decode import decode
+    from structrepdiff.representation.encode import canonical, encode_structures
+
+    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z) for s in structures]
+    dec = decode(encode_structures(structures, rep), rep)
+    targets = [Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
+               for i, x in zip(ids, dec, strict=True)]  # fmt: skip
+    s = _stack(targets, dtype)
+    pos = torch.cat([torch.tensor(st.frac_coords, dtype=dtype) @ s.cell[b]
+                     for b, st in enumerate(structures)])  # fmt: skip
+    return targets, s, pos
