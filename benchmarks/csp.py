@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from generation import templates_file  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.io import load_split
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
@@ -41,6 +40,7 @@ from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.reconstruct.templates import cached_templates_path
 from structrepdiff.representation.condition import condition_mask
 
 
@@ -152,7 +152,7 @@ def main() -> None:
         ids = [f"{test.ids[i]}#{j}" for i in order for j in range(a.k)]
         save_features(FeatureSet(R, ids, test.rep, [], {"csp": name, "order": "shuffled"}), feats)
     t_sample = time.perf_counter() - t0
-    tpl = templates_file(a.dataset, "val", a.data_dir, a.work) if a.templates == "val" else None
+    tpl = cached_templates_path(a.dataset, "val", a.data_dir) if a.templates == "val" else None
     rcfg = ReconstructConfig(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed)
     t1 = time.perf_counter()
     if not a.score_only:

@@ -38,7 +38,6 @@ from pathlib import Path
 import torch
 
 from generation_table import row
-from reconstruction import templates_for  # benchmarks/ is on sys.path when run as a script
 from structrepdiff.data.predictions import load_predictions, save_predictions_csv
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
 from structrepdiff.pipeline.generate import (
@@ -50,13 +49,7 @@ from structrepdiff.pipeline.generate import (
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
-
-
-def templates_file(dataset: str, split: str, data_dir: str | None, work: Path) -> Path:
-    """Template crystals of a training split, built once into ``work`` (see reconstruction.py)."""
-    work.mkdir(parents=True, exist_ok=True)
-    templates_for(dataset, split, data_dir, work)
-    return work / f"templates_{dataset}_{split}.npz"
+from structrepdiff.reconstruct.templates import cached_templates_path
 
 
 def load_timing(path: Path) -> dict:
@@ -96,7 +89,7 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
     res.mkdir(parents=True, exist_ok=True)
     timing_path = res / "timing.json"
     timing = load_timing(timing_path)
-    tpl = templates_file(dataset, a.templates, a.data_dir, a.work) if a.templates else None
+    tpl = cached_templates_path(dataset, a.templates, a.data_dir) if a.templates else None
     scfg = SampleConfig(model=ckpt, out=work / "samples.npz", num=a.num, sampler=a.sampler,
                         steps=a.sample_steps, seed=a.seed, progress=True,
                         composition_from=a.composition_from,

@@ -29,18 +29,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from structrepdiff.data.io import load_split
+from structrepdiff.data.io import SIZE_BINS, load_split, seeded_subset
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
 from structrepdiff.reconstruct.run import outcome_structure, template_starts
-from structrepdiff.reconstruct.templates import TemplateSet
+from structrepdiff.reconstruct.templates import cached_templates
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
 
 FIELDS = ("id", "n_atoms", "loss", "converged", "steps", "seconds", "rms", "baseline_rms")
-SIZE_BINS = ((1, 6), (7, 12), (13, 10_000))
+
 CALIBRATION = Path(__file__).parent / "results" / "threshold.json"
 
 
@@ -53,52 +53,6 @@ def by_size(rows: list[dict]) -> dict[str, str]:
         match = sum(r["rms"] not in ("", "None") for r in rr)
         out[f"{lo}-{hi if hi < 10_000 else ''}"] = f"{conv}/{match}/{len(rr)}"
     return out
-
-
-def true_targets(ids, structures, rep: Representation, dtype: torch.dtype):
-    """Targets of crystals from their own R, their stacked set, and the true positions (N, 3)
-    in the cells rebuilt from R (atoms in decode's order: Niggli cell, sorted by Z)."""
-    from structrepdiff.reconstruct.optimize import _stack
-    from structrepdiff.representation.encode import canonical
-
-    structures = [canonical(s).get_sorted_structure(key=lambda x: x.specie.Z) for s in structures]
-    dec = decode(encode_structures(structures, rep), rep)
-    targets = [
-        Target(i, x.numbers, x.lattice, x.ead_max, x.ead_min, x.d_min)
-        for i, x in zip(ids, dec, strict=True)
-    ]
-    s = _stack(targets, dtype)
-    pos = torch.cat(
-        [torch.tensor(st.frac_coords, dtype=dtype) @ s.cell[b] for b, st in enumerate(structures)]
-    )
-    return targets, s, pos
-
-
-def templates_for(dataset: str, split: str, data_dir: str | None, out: Path) -> TemplateSet:
-    """Template crystals of a split (cached in <out>/templates_<dataset>_<split>.npz)."""
-    path = out / f"templates_{dataset}_{split}.npz"
-    if path.exists():
-        return TemplateSet.load(path)
-    loaded = load_split(dataset, split, data_dir)
-    ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
-    ts.save(path)
-    return ts
-
-
-def subset(dataset: str, split: str, n: int, seed: int, data_dir: str | None):
-    """Seeded subset of a split; MP-20 gets equal shares of N <= 6, 7-12 and >= 13."""
-    loaded = load_split(dataset, split, data_dir)
-    rng = np.random.default_rng(seed)
-    sizes = np.array([len(s) for s in loaded.structures])
-    if dataset == "mp_20":
-        picks = [
-            rng.choice(np.flatnonzero((sizes >= lo) & (sizes <= hi)), n // 3, replace=False)
-            for lo, hi in SIZE_BINS
-        ]
-        idx = np.sort(np.concatenate(picks))
-    else:
-        idx = np.sort(rng.choice(len(sizes), min(n, len(sizes)), replace=False))
-    return [loaded.ids[k] for k in idx], [loaded.structures[k] for k in idx]
 
 
 def rms_or_none(matcher, pred, true) -> float | None:
@@ -123,7 +77,12 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
 
     info = get_dataset(dataset)
     rep = Representation(get_preset(args.preset), info.atomic_numbers, info.n_max)
-    ids, structures = subset(dataset, args.split, args.n, args.seed, args.data_dir)
+    ids, structures = seeded_subset(
+        load_split(dataset, args.split, args.data_dir),
+        args.n,
+        args.seed,
+        stratified=dataset == "mp_20",
+    )
     path = out / f"{dataset}.csv"
     done = {}
     if path.exists() and not args.force:
@@ -136,7 +95,7 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
     if new:
         writer.writeheader()
     matcher = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
-    tset = templates_for(dataset, args.templates, args.data_dir, out) if args.templates else None
+    tset = cached_templates(dataset, args.templates, args.data_dir) if args.templates else None
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=dataset, unit="crystal")
     for start in range(0, len(todo), args.batch_size):
         ks = todo[start : start + args.batch_size]
@@ -176,7 +135,7 @@ def run_dataset(args, dataset: str, cfg: ReconstructConfig, out: Path) -> list[d
 
 
 def calibrated_threshold(dataset: str, path: Path = CALIBRATION) -> float | None:
-    """Median loss at 0.01 Å displacement for a dataset (benchmarks/calibrate_threshold.py)."""
+    """Median loss at 0.01 Å displacement for a dataset (studies/calibrate_threshold.py)."""
     if not path.exists():
         return None
     row = json.loads(path.read_text()).get(dataset, {}).get("0.01")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Featurise the val (training) and test splits of every dataset with one preset, for training
-# (`train --features`) and for the Fréchet proxy floor (benchmarks/diffusion_quality.py).
+# (`train --features`) and for the Fréchet proxy floor (studies/diffusion_quality.py).
 # Skips files that already exist. Usage:
 #   scripts/featurize_splits.sh [PRESET] [OUTDIR]      (defaults: small runs/features)
 # Data: $STRUCTREPDIFF_DATA or ../shared/data.

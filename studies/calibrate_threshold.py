@@ -5,7 +5,7 @@ and the reconstruction loss against the crystal's own R is computed. The median 
 is the loss that "0.01 Å off" means for that dataset (issue #3); quantiles by atom count show
 how it grows with the cell.
 
-    python benchmarks/calibrate_threshold.py --n 200 --split val
+    python studies/calibrate_threshold.py --n 200 --split val
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reconstruction import subset, true_targets  # benchmarks/ is on sys.path when run as a script
+from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
-from structrepdiff.reconstruct.optimize import descriptor_loss
+from structrepdiff.reconstruct.optimize import descriptor_loss, true_targets
 from structrepdiff.representation.encode import Representation
 
 
@@ -53,7 +53,9 @@ def main() -> None:
     for ds in args.datasets:
         info = get_dataset(ds)
         rep = Representation(get_preset(args.preset), info.atomic_numbers, info.n_max)
-        ids, structs = subset(ds, args.split, args.n, args.seed, args.data_dir)
+        ids, structs = seeded_subset(
+            load_split(ds, args.split, args.data_dir), args.n, args.seed, stratified=ds == "mp_20"
+        )
         sizes = np.array([len(s) for s in structs])
         result[ds] = {}
         for d in args.displacements:

@@ -5,7 +5,7 @@ setting reconstructs the same crystals (batch 8, float32) and reports crystal-st
 seconds per crystal, converged % and match %. Settings finished earlier are read back from the
 JSON, so an interrupted run resumes setting by setting.
 
-    python benchmarks/reconstruction_cost.py --dataset mp_20 --n 18
+    python studies/reconstruction_cost.py --dataset mp_20 --n 18
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from reconstruction import subset, templates_for  # benchmarks/ is on sys.path as a script
+from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import Target, reconstruct_batch
 from structrepdiff.reconstruct.run import outcome_structure, template_starts
+from structrepdiff.reconstruct.templates import cached_templates
 from structrepdiff.representation.decode import decode
 from structrepdiff.representation.encode import Representation, encode_structures
 
@@ -88,8 +89,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.dataset}.json"
     result = json.loads(path.read_text()) if path.exists() else {}
-    ids, structures = subset(args.dataset, "test", args.n, 0, args.data_dir)
-    tset = templates_for(args.dataset, args.templates, args.data_dir, args.out)
+    ids, structures = seeded_subset(
+        load_split(args.dataset, "test", args.data_dir),
+        args.n,
+        0,
+        stratified=args.dataset == "mp_20",
+    )
+    tset = cached_templates(args.dataset, args.templates, args.data_dir)
     for name in args.settings:
         if name in result:
             continue

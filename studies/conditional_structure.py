@@ -18,7 +18,7 @@ StructureMatcher match to that test crystal, a k = 1 CSP preview):
 Reconstruction and scoring as `generation_diagnostics.py` (val templates, 4 × 1 × 300).
 Results go to ``--out/<dataset>[_<tag>].json`` after each row (resumable).
 
-    python benchmarks/conditional_structure.py --dataset perov_5 \
+    python studies/conditional_structure.py --dataset perov_5 \
         --model runs/cond/perov_5_cfg/checkpoint.pt
 """
 
@@ -37,22 +37,21 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from generation import templates_file  # benchmarks/ is on sys.path when run as a script
-from generation_diagnostics import score, structure_mask
 from structrepdiff.data.io import load_split
+from structrepdiff.evaluate.run import score_run_folder
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
 from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.sample import refine_vectors, sample_vectors
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
-from structrepdiff.reconstruct.templates import TemplateSet
+from structrepdiff.reconstruct.templates import TemplateSet, cached_templates_path
 from structrepdiff.representation.condition import condition_mask
 from structrepdiff.representation.encode import encode_structures
 
 
 def pca_row(val: FeatureSet, test_R: np.ndarray, model: LoadedModel, k: int) -> np.ndarray:
     """Test rows with the scaled structure block replaced by its rank-k PCA reconstruction."""
-    s = structure_mask(val)
+    s = ~condition_mask(val.rep)
     zv = np.asarray(model.scaler.transform(val.R))[:, s]
     mu = zv.mean(0)
     _, _, vt = np.linalg.svd(zv - mu, full_matrices=False)
@@ -117,7 +116,7 @@ def main() -> None:
     test = load_features(a.features / f"{a.dataset}_test_small.npz")
     idx = np.sort(np.random.default_rng(a.seed).choice(len(test.ids), a.num, replace=False))
     ids, test_R = [test.ids[k] for k in idx], test.R[idx]
-    tpl = templates_file(a.dataset, "val", a.data_dir, a.work)
+    tpl = cached_templates_path(a.dataset, "val", a.data_dir)
     name = a.dataset + (f"_{a.tag}" if a.tag else "")
     out_path = a.out / f"{name}.json"
     result = json.loads(out_path.read_text()) if out_path.exists() else {"rows": {}}
@@ -147,7 +146,7 @@ def main() -> None:
             keep = set(ids)
             clean = {i: s for i, s in zip(loaded.ids, loaded.structures, strict=True)
                      if i in keep}  # fmt: skip
-        result["rows"][row] = {**score(work, clean, rcfg.threshold),
+        result["rows"][row] = {**score_run_folder(work, clean, rcfg.threshold),
                                "sample_seconds": t_sample,
                                "seconds": time.perf_counter() - t0}  # fmt: skip
         result["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -12,7 +12,7 @@ compositions' own shares, and the W1 of training against test.
 The floor is the same distance between ``--num`` training (val) vectors and the test vectors:
 a model cannot be expected to beat the gap between two real splits.
 
-    python benchmarks/diffusion_quality.py --model runs/perov_5_mlp/checkpoint.pt \
+    python studies/diffusion_quality.py --model runs/perov_5_mlp/checkpoint.pt \
         --test runs/features/perov_5_test_small.npz --samplers ddim:50 ddim:100 ddpm \
         --out benchmarks/results/diffusion_quality/perov_5_mlp.json
 

@@ -19,13 +19,12 @@ Table 2: template starts from val, 4 trials × 1 hop × 300 steps. Results go to
 ``--out/<dataset>.json`` after each row (resumable: finished rows are kept, and an interrupted
 row resumes its reconstruction from ``--work``).
 
-    python benchmarks/generation_diagnostics.py --dataset perov_5 --num 200
+    python studies/generation_diagnostics.py --dataset perov_5 --num 200
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import sys
@@ -37,41 +36,35 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from generation import templates_file  # benchmarks/ is on sys.path when run as a script
-from structrepdiff.data.io import load_split, parse_cif
-from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
-from structrepdiff.evaluate.symmetry import space_group
-from structrepdiff.evaluate.validity import structure_validity
+from structrepdiff.data.io import load_split
+from structrepdiff.evaluate.run import score_run_folder
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
 from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.reconstruct.templates import cached_templates_path
 from structrepdiff.representation.condition import condition_mask
 
 ROWS = ("noise0.01", "noise0.03", "noise0.1", "resample", "gauss", "model", "smote0.5",
         "noise0.3", "smote0.25")  # fmt: skip
 
 
-def structure_mask(fs: FeatureSet) -> np.ndarray:
-    return ~condition_mask(fs.rep)
-
-
 def noise_row(test: FeatureSet, model: LoadedModel, sigma: float, idx: np.ndarray, seed: int):
     z = np.asarray(model.scaler.transform(test.R[idx]))
-    eps = np.random.default_rng(seed).standard_normal(z.shape) * structure_mask(test)
+    eps = np.random.default_rng(seed).standard_normal(z.shape) * ~condition_mask(test.rep)
     return model.scaler.inverse(z + sigma * eps), [test.ids[k] for k in idx]
 
 
 def smote_row(val: FeatureSet, model: LoadedModel, w: float, n: int, seed: int):
     z = np.asarray(model.scaler.transform(val.R))
-    keys = [row.tobytes() for row in np.round(val.R[:, ~structure_mask(val)], 6)]
+    keys = [row.tobytes() for row in np.round(val.R[:, ~~condition_mask(val.rep)], 6)]
     groups: dict[bytes, list[int]] = {}
     for k, key in enumerate(keys):
         groups.setdefault(key, []).append(k)
     anchors = np.array([k for k, key in enumerate(keys) if len(groups[key]) > 1])
     pick = np.random.default_rng(seed).choice(anchors, min(n, len(anchors)), replace=False)
-    s = structure_mask(val)
+    s = ~condition_mask(val.rep)
     out, ids = [], []
     for a in pick:
         mates = [m for m in groups[keys[a]] if m != a]
@@ -85,7 +78,7 @@ def smote_row(val: FeatureSet, model: LoadedModel, w: float, n: int, seed: int):
 def gauss_row(val: FeatureSet, model: LoadedModel, idx: np.ndarray, seed: int):
     """Structure | (composition, N) from the Gaussian fitted to the scaled val vectors."""
     z = np.asarray(model.scaler.transform(val.R))
-    s = structure_mask(val)
+    s = ~condition_mask(val.rep)
     mu, cov = z.mean(0), np.cov(z, rowvar=False)
     c = ~s
     A, B, C = cov[np.ix_(s, s)], cov[np.ix_(s, c)], cov[np.ix_(c, c)]
@@ -117,40 +110,6 @@ def vectors(row: str, a, val, test, model):
     return R, [f"sample_{k:06d}" for k in range(a.num)], {}
 
 
-def score(work: Path, clean: dict[str, Structure], threshold: float) -> dict:
-    with open(work / "summary.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    loss = np.array([float(r["loss"]) for r in rows if r["loss"] not in ("", "nan")])
-    matcher, p1, valid, matched, n_sg, n_clean = reconstruction_matcher(), 0, 0, 0, 0, 0
-    unreadable = 0
-    for r in rows:
-        if not r.get("cif"):
-            continue
-        try:
-            s = parse_cif((work / r["cif"]).read_text())
-        except ValueError:  # an unreadable CIF (e.g. a collapsed cell) is an invalid crystal
-            unreadable += 1
-            n_clean += r["id"] in clean  # a miss against its clean crystal
-            continue
-        valid += bool(structure_validity(s).value)
-        sg = space_group(s)
-        n_sg += sg.ok
-        p1 += sg.ok and sg.value[0] == 1
-        if r["id"] in clean:
-            n_clean += 1
-            matched += reconstruction_match(
-                s, clean[r["id"]], matcher, check_validity=False
-            ).matched
-    n = len(rows)
-    return {"n": n, "n_reconstructed": len(loss),
-            "median_loss": float(np.median(loss)) if len(loss) else None,
-            "mean_loss": float(loss.mean()) if len(loss) else None,
-            "converged_pct": 100.0 * float((loss < threshold).sum()) / n,
-            "p1_pct": 100.0 * p1 / max(n_sg, 1), "struct_valid_pct": 100.0 * valid / n,
-            "match_clean_pct": 100.0 * matched / n_clean if n_clean else None,
-            "n_unreadable_cif": unreadable}  # fmt: skip
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True)
@@ -172,7 +131,7 @@ def main() -> None:
     test = load_features(a.features / f"{a.dataset}_test_small.npz")
     if val.rep != model.rep:
         raise SystemExit("the feature files were made with another representation than the model")
-    tpl = templates_file(a.dataset, "val", a.data_dir, a.work)
+    tpl = cached_templates_path(a.dataset, "val", a.data_dir)
     out_path = a.out / f"{a.dataset}.json"
     result = json.loads(out_path.read_text()) if out_path.exists() else {"rows": {}}
     rcfg = ReconstructConfig(trials=a.trials, hops=1, steps=300, seed=a.seed)
@@ -198,7 +157,7 @@ def main() -> None:
             splits[split] = dict(zip(loaded.ids, loaded.structures, strict=True))
         ids = set(load_features(feats).ids)
         clean = {i: s for i, s in splits[split].items() if i in ids}
-        result["rows"][row] = {**score(work, clean, rcfg.threshold), **extra,
+        result["rows"][row] = {**score_run_folder(work, clean, rcfg.threshold), **extra,
                                "seconds": time.perf_counter() - t0}  # fmt: skip
         result["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                           "model": str(a.model or f"models/{a.dataset}.pt"), "seed": a.seed,

@@ -6,7 +6,7 @@ same id (when the ids are test ids), N preserved %, and the descriptor loss of t
 symmetrised crystal against the target vector (relative L1 over the EAD blocks plus
 0.1·|Δd_min|/d_min, the reconstruction loss).
 
-    python benchmarks/symmetrize_lever.py --work runs/conditional/perov_5/cfg1 --dataset perov_5
+    python studies/symmetrize_lever.py --work runs/conditional/perov_5/cfg1 --dataset perov_5
 """
 
 from __future__ import annotations

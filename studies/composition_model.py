@@ -7,7 +7,7 @@ divergence, uniqueness, formula novelty against val). Baseline and floors in the
 empirical resampling of val compositions, the whole val split, and the test split itself
 (validity, uniqueness and novelty of real held-out compositions against val).
 
-    python benchmarks/composition_model.py --datasets perov_5 mp_20 carbon_24 --num 10000
+    python studies/composition_model.py --datasets perov_5 mp_20 carbon_24 --num 10000
 
 Writes ``--out/<dataset>.json`` (one record per row) and prints a markdown table; trained
 models are cached in ``--work/<dataset>_composition.pt`` (reused unless ``--retrain``).

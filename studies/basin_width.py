@@ -14,7 +14,7 @@ schedule) on the loss of a pooling variant:
 
 Reported: fraction whose R loss (max/min blocks + d_min, as in reconstruction) ends below 1e-3.
 
-    python benchmarks/basin_width.py --n 60
+    python studies/basin_width.py --n 60
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from pathlib import Path
 import torch
 
 import structrepdiff.reconstruct.optimize as opt
-from reconstruction import subset, true_targets  # benchmarks/ is on sys.path when run as a script
+from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.data.registry import get_dataset
 from structrepdiff.descriptor.config import get_preset
 from structrepdiff.descriptor.ead import compute_ead
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.optimize import true_targets
 from structrepdiff.representation.encode import Representation
 
 MODES = ("maxmin", "maxmin+mean", "species", "species+mean", "sorted")
@@ -86,7 +87,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     info = get_dataset("mp_20")
     rep = Representation(get_preset("small"), info.atomic_numbers, info.n_max)
-    ids, structs = subset("mp_20", "test", args.n, 0, args.data_dir)
+    ids, structs = seeded_subset(
+        load_split("mp_20", "test", args.data_dir), args.n, 0, stratified=True
+    )
     picked = [(i, st) for i, st in zip(ids, structs, strict=True) if len(st) >= 7]
     targets, s, true = true_targets(
         [i for i, _ in picked], [st for _, st in picked], rep, torch.float32
