@@ -88,7 +88,7 @@ def test_the_report_has_one_entry_per_crystal_and_needs_no_network(run_dir):
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) >= 3 + 3  # three crystals + histograms, loss, gallery
     assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="`force`=True"):
         build_report(ReportConfig(run=run_dir, dataset="perov_5"))
     assert main(["report", str(run_dir), "--dataset", "perov_5", "--force"]) == 0
 

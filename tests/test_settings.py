@@ -118,3 +118,15 @@ def test_one_default_preset_everywhere():
     train = {a.dest: a.default for a in _sub(parser, ("train",))._actions}
     assert featurize["preset"] == train["preset"] == FeaturizeConfig.preset == TrainConfig.preset
     assert FeaturizeConfig.preset == "small"
+
+
+def test_library_errors_name_parameters_and_the_cli_says_flags(tmp_path, capsys):
+    from structrepdiff.cli.main import as_flags, main
+
+    with pytest.raises(ValueError, match="`cif` needs `elements_from`"):
+        FeaturizeConfig(out=tmp_path / "x.npz", cif=("a.cif",))
+    assert main(["featurize", "--cif", "a.cif", "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "--cif needs --elements-from" in err and "`" not in err
+    assert as_flags("pass `force`=True; `batch_size` >= 1; use `device`=cpu") == (
+        "pass --force; --batch-size >= 1; use --device cpu")  # fmt: skip

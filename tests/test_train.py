@@ -74,7 +74,7 @@ def test_checkpoint_is_self_contained_and_guarded(tmp_path, features) -> None:
     assert ckpt["train"]["n_train"] + len(ckpt["train"]["ids_held_out"]) == 12
     model = LoadedModel.load(s.checkpoint)
     assert model.rep == REP and model.denoiser_config.dim == REP.layout.dim
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="`resume`=True"):
         train(config(tmp_path / "run", features))
     with pytest.raises(ValueError, match="other settings"):
         train(config(tmp_path / "run", features, lr=5e-4, resume=True))

@@ -47,7 +47,7 @@ def open_client(spec: str | None) -> Iterator[Any]:
     if spec.startswith("local:"):
         n = int(spec.split(":", 1)[1])
         if n < 1:
-            raise ValueError(f"--scheduler local:N needs N >= 1, got {spec!r}")
+            raise ValueError(f"`scheduler` local:N needs N >= 1, got {spec!r}")
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                            dashboard_address=":0", silence_logs=40)  # fmt: skip
     client = distributed.Client(cluster if cluster is not None else spec)

@@ -10,16 +10,16 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        raise ValueError(f"`device` {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
                          ) from None  # fmt: skip
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this torch build ({torch.__version__}) has no "
+            raise ValueError(f"`device` {device}: this torch build ({torch.__version__}) has no "
                              "usable CUDA; use --device cpu")  # fmt: skip
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
+            raise ValueError(f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+        raise ValueError(f"`device` {device}: MPS is not available here; use `device`=cpu")
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {device}: only cpu, cuda and mps are supported")
+        raise ValueError(f"`device` {device}: only cpu, cuda and mps are supported")
     return device

@@ -255,7 +255,7 @@ def build_report(cfg: ReportConfig) -> Path:
     if not (run / "summary.csv").is_file():
         raise FileNotFoundError(f"{run} has no summary.csv (not a generate / reconstruct run)")
     if out.exists() and not cfg.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite")
+        raise FileExistsError(f"{out} exists; pass `force`=True to overwrite")
     gen_cfg, metrics = (
         _json(run / "generate_config.json"),
         _json(run / "evaluation_generation" / "metrics.json"),

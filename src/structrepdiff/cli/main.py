@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -116,9 +117,23 @@ def interrupt_on_sigterm():
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def as_flags(text: str) -> str:
+    """A library message in the CLI's words: the library names parameters in backticks
+    (```force`=True``, ```batch_size```), the command line has flags (``--force``,
+    ``--batch-size``)."""
+
+    def flag(m: re.Match) -> str:
+        return "--" + m[1].replace("_", "-")
+
+    text = re.sub(r"`(\w+)`=True\b", flag, text)
+    text = re.sub(r"`(\w+)`=", lambda m: flag(m) + " ", text)
+    return re.sub(r"`(\w+)`", flag, text)
+
+
 def _error(exc: BaseException, code: int) -> int:
-    """Print ``exc`` as one line (a library's multi-line message folded) and return code."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """Print ``exc`` as one line (a library's multi-line message folded, its parameter names
+    turned into flags) and return code."""
+    text = as_flags(" ".join(str(exc).split())) or type(exc).__name__
     print(f"error: {text[:500]}", file=sys.stderr)
     return code
 

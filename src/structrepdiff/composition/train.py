@@ -103,7 +103,7 @@ def save_composition_model(model: CompositionModel, record: dict[str, Any], path
     from structrepdiff.features import atomic_write
 
     if Path(path).exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite")
+        raise FileExistsError(f"{path} exists; pass `force`=True to overwrite")
     atomic_write(Path(path), lambda p: torch.save({**model.state(), "train": record}, p),
                  force=True, suffix=".pt")  # fmt: skip
 

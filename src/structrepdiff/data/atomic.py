@@ -17,7 +17,7 @@ def atomic_write(path: Path, write, force: bool = False, suffix: str = "") -> No
     """Call ``write(tmp_path)`` then rename onto ``path``; refuse to overwrite unless ``force``."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite")
+        raise FileExistsError(f"{path} exists; pass `force`=True to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)

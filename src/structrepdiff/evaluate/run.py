@@ -231,7 +231,7 @@ def write_json(path: Path, data: dict) -> None:
 def _prepare_out(cfg: EvaluateConfig) -> Path:
     out = cfg.out_dir()
     if (out / "metrics.json").exists() and not cfg.force:
-        raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to overwrite")
+        raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -53,11 +53,11 @@ class StabilityConfig:
 def _relax_rows(pred: Path) -> list[dict[str, str]]:
     path = Path(pred) / "summary.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run `structrepdiff relax` first")
+        raise FileNotFoundError(f"{path} does not exist: run 'structrepdiff relax' first")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if rows and "energy_after" not in rows[0]:
-        raise ValueError(f"{path} has no energy_after column: it is not a `relax` output")
+        raise ValueError(f"{path} has no energy_after column: it is not a 'relax' output")
     return rows
 
 
@@ -99,7 +99,7 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     """Score the relaxed crystals at ``cfg.pred`` (module docstring); returns the metrics."""
     out = cfg.out_dir()
     if (out / "metrics.json").exists() and not cfg.force:
-        raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to overwrite")
+        raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     t0 = time.perf_counter()
     hull = ReferenceHull.load(cfg.hull)
     rows = _relax_rows(cfg.pred)

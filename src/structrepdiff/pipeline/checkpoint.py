@@ -89,7 +89,7 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     ckpt = load_checkpoint(src)
     if Path(dst).exists() and not force:
-        raise FileExistsError(f"{dst} exists; pass --force to overwrite")
+        raise FileExistsError(f"{dst} exists; pass `force`=True to overwrite")
     cast = getattr(torch, dtype)
     params = {n for n, _ in build_denoiser(DenoiserConfig.from_dict(ckpt["denoiser"]))
               .named_parameters()}  # fmt: skip

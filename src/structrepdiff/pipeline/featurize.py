@@ -54,11 +54,13 @@ class FeaturizeConfig:
 
     def __post_init__(self) -> None:
         if bool(self.cif) == bool(self.dataset):
-            raise ValueError("give either --dataset with --split, or --cif with --elements-from")
+            raise ValueError("give either `dataset` with `split`, or `cif` with `elements_from`")
         if self.dataset and not self.split:
-            raise ValueError("--dataset needs --split")
+            raise ValueError("`dataset` needs `split`")
         if self.cif and not self.elements_from:
-            raise ValueError("--cif needs --elements-from DATASET (vocabulary and N_max)")
+            raise ValueError(
+                "`cif` needs `elements_from`, a dataset name (its vocabulary and N_max)"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}")
         if self.batch_size < 1 or (self.limit is not None and self.limit < 1):
@@ -185,7 +187,7 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
     out = Path(cfg.out)
     for path in (out, cfg.scaler_out):
         if path is not None and Path(path).exists() and not cfg.force:
-            raise FileExistsError(f"{path} exists; pass --force to overwrite")
+            raise FileExistsError(f"{path} exists; pass `force`=True to overwrite")
     loaded, rep = _load(cfg)
     source = {
         k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)

@@ -48,7 +48,7 @@ class SampleConfig:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.num < 1 or self.batch_size < 1 or self.steps < 1:
-            raise ValueError("--num, --batch-size and --steps must be positive")
+            raise ValueError("`num`, `batch_size` and `steps` must be positive")
 
 
 def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: int = 100,
@@ -73,7 +73,7 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
     if model.conditional:
         known = _conditional_known(model, known, num, seed)
     elif guidance != 1.0:
-        raise ValueError("guidance needs a conditional model (trained with --conditional)")
+        raise ValueError("guidance needs a conditional model (trained with `conditional`=True)")
     out = []
     for k, start in enumerate(tqdm(range(0, num, batch_size), disable=not progress,
                                    desc=f"sample ({sampler})")):  # fmt: skip
@@ -97,7 +97,7 @@ def refine_vectors(model: LoadedModel, R: np.ndarray, t0: int, steps: int = 100,
     units, e.g. the re-encoded reconstructed crystal, is noised to step ``t0`` and denoised
     by DDIM given the row's own composition and N (which stay exactly). Returns (n, D)."""
     if not model.conditional:
-        raise ValueError("refining needs a conditional model (trained with --conditional)")
+        raise ValueError("refining needs a conditional model (trained with `conditional`=True)")
     if not 0 <= t0 < model.diffusion.T:
         raise ValueError(f"start step must be in 0..{model.diffusion.T - 1}, got {t0}")
     mask, out = model.cond_mask, []
@@ -179,7 +179,7 @@ def conditions(cfg: SampleConfig, model: LoadedModel) -> tuple[np.ndarray, np.nd
 def sample(cfg: SampleConfig) -> Path:
     """Sample ``cfg.num`` vectors and write them as a feature file (ids sample_000000, ...)."""
     if Path(cfg.out).exists() and not cfg.force:
-        raise FileExistsError(f"{cfg.out} exists; pass --force to overwrite")
+        raise FileExistsError(f"{cfg.out} exists; pass `force`=True to overwrite")
     model = LoadedModel.load(cfg.model, cfg.device)
     known = conditions(cfg, model)
     R = sample_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,

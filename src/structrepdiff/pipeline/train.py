@@ -72,7 +72,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.features is None):
-            raise ValueError("give exactly one of --dataset or --features")
+            raise ValueError("give exactly one of `dataset` or `features`")
         if self.scaler not in SCALER_KINDS:
             raise ValueError(f"scaler must be one of {SCALER_KINDS}, got {self.scaler!r}")
         if not self.composition_weight > 0:
@@ -226,9 +226,11 @@ def _prepare(cfg: TrainConfig) -> tuple[FeatureSet, np.ndarray, np.ndarray, Scal
     out = Path(cfg.out)
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not (cfg.resume or cfg.force):
-        raise FileExistsError(f"{ckpt} exists; pass --resume to continue or --force to restart")
+        raise FileExistsError(
+            f"{ckpt} exists; pass `resume`=True to continue or `force`=True to restart"
+        )
     if cfg.resume and not ckpt.exists():
-        raise FileNotFoundError(f"--resume: there is no checkpoint at {ckpt} to continue from")
+        raise FileNotFoundError(f"`resume`: there is no checkpoint at {ckpt} to continue from")
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume:
         (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -274,7 +276,7 @@ def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path, fs: Featur
         raise ValueError(f"the training features changed since {path} was written (content "
                          "hash differs); use --force to restart on the new data")  # fmt: skip
     if cfg.steps < int(ckpt["step"]):
-        raise ValueError(f"--steps {cfg.steps} is below the checkpoint's step {ckpt['step']}: "
+        raise ValueError(f"`steps` {cfg.steps} is below the checkpoint's step {ckpt['step']}: "
                          "nothing to train (give more steps, or --force to restart)")  # fmt: skip
 
 
