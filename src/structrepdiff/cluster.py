@@ -17,6 +17,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+PROFILE = False  # Dask's worker profiler (off: see `open_client`)
+TRIM_MEMORY = False  # Dask's aggressive malloc trimming in workers (off: see `open_client`)
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("structrepdiff_client", default=None)
 
 
@@ -48,8 +50,18 @@ def open_client(spec: str | None) -> Iterator[Any]:
         n = int(spec.split(":", 1)[1])
         if n < 1:
             raise ValueError(f"`scheduler` local:N needs N >= 1, got {spec!r}")
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=40)  # fmt: skip
+        import dask
+
+        # the workers' statistical profiler samples every 10 ms while holding the GIL, which
+        # slows our many small torch calls; the config travels to the worker processes
+        env = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+        if TRIM_MEMORY:  # Dask's default trims freed memory at 64 kB, costly for small tensors
+            env["MALLOC_TRIM_THRESHOLD_"] = 65536
+        with dask.config.set({"distributed.worker.profile.enabled": PROFILE,
+                              "distributed.nanny.pre-spawn-environ": env}):  # fmt: skip
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
+                                               processes=True, dashboard_address=":0",
+                                               silence_logs=40)  # fmt: skip
     client = distributed.Client(cluster if cluster is not None else spec)
     token = _CURRENT.set(client)
     try:
