@@ -252,8 +252,11 @@ def reconstruct_targets(
 ) -> Iterator[tuple[Outcome | tuple[str, str], float]]:  # fmt: skip
     """Reconstruct ``todo`` in batches of ``batch_size`` (template starts when ``templates``):
     yields (Outcome, seconds per crystal), or ((id, reason), seconds) for one that raised.
-    Each crystal draws from its own generator seeded by (config.seed, id), so the result of a
-    crystal does not depend on the batch it is in. With a Dask ``client`` (see
+    Each crystal draws from its own generator seeded by (config.seed, id), so its random
+    starts and hops do not depend on its batch; float32 sums over a batch still differ in the
+    last digits with its companions, and the descent can amplify that (batch 4 against 8-32
+    on 64 MP-20 crystals: 1 status of 64 differs, same converged count, BENCHMARKS.md), so
+    identical output needs the same ``batch_size``. With a Dask ``client`` (see
     `structrepdiff.cluster`) the batches run on its workers and come back in
     completion order; pass ``templates`` as a path there, so each worker loads it once."""
     from structrepdiff.cluster import map_chunks
