@@ -120,62 +120,18 @@ def neighbor_list(
     counts = crystals.n_atoms.tolist()
     pos_all = crystals.positions.detach().to("cpu", torch.float64)
     cells = crystals.cell.detach().to("cpu", torch.float64)
-    batched = _batched_pairs(pos_all, cells, counts, cutoff, self_interaction)
-    if batched is not None:
-        i, j, s = batched
-    else:  # too many candidates at once: one crystal at a time
-        out_i, out_j, out_s = [], [], []
-        offset = 0
-        for b, n in enumerate(counts):
-            i, j, s = _crystal_pairs(pos_all[offset : offset + n], cells[b], cutoff,
-                                     self_interaction)  # fmt: skip
-            out_i.append(i + offset)
-            out_j.append(j + offset)
-            out_s.append(s)
-            offset += n
-        i, j, s = torch.cat(out_i), torch.cat(out_j), torch.cat(out_s)
+    out_i, out_j, out_s = [], [], []
+    offset = 0
+    for b, n in enumerate(counts):
+        i, j, s = _crystal_pairs(pos_all[offset : offset + n], cells[b], cutoff, self_interaction)
+        out_i.append(i + offset)
+        out_j.append(j + offset)
+        out_s.append(s)
+        offset += n
     device = crystals.positions.device
-    return NeighborList(i.to(device), j.to(device), s.to(device))
-
-
-def _batched_pairs(pos: Tensor, cells: Tensor, counts: list[int], cutoff: float,
-                   self_interaction: bool) -> tuple[Tensor, Tensor, Tensor] | None:  # fmt: skip
-    """Global (i, j, shift) of the whole batch in one padded pass, in the order the
-    per-crystal pass gives (by i, then j, then image); None when the padded candidates
-    (B × n_max² × images) would exceed the memory bound."""
-    B, n_max = len(counts), max(counts) if counts else 0
-    if B == 0 or n_max == 0:
-        return None
-    for b, n in enumerate(counts):  # the same refusals as the per-crystal pass, first
-        volume = abs(float(torch.linalg.det(cells[b])))
-        if volume < 1e-12:
-            raise ValueError("singular cell: lattice vectors are linearly dependent")
-        reason = pair_budget_reason(n, volume, cutoff)
-        if reason is not None:
-            raise ValueError(reason)
-    recip = torch.linalg.inv(cells)  # (B, 3, 3)
-    reach = torch.floor(cutoff * recip.norm(dim=1) + 0.5 + 1e-9).amax(0).long().tolist()
-    axes = [torch.arange(-k, k + 1, dtype=torch.float64) for k in reach]
-    grid = torch.cartesian_prod(*axes).reshape(-1, 3)  # (M, 3), the widest reach of the batch
-    if B * n_max * n_max * grid.shape[0] > _MAX_CANDIDATES:
-        return None
-    offsets = torch.tensor([0, *counts[:-1]]).cumsum(0)
-    local = torch.arange(n_max)
-    valid = local[None, :] < torch.tensor(counts)[:, None]  # (B, n_max)
-    index = (offsets[:, None] + local[None, :]).clamp(max=pos.shape[0] - 1)
-    frac = torch.einsum("bnk,bkl->bnl", pos[index], recip) * valid[..., None]
-    dfrac = frac[:, None, :, :] - frac[:, :, None, :]  # (B, i, j, 3): f_j - f_i
-    wrap = torch.round(dfrac)
-    base = torch.einsum("bijk,bkl->bijl", dfrac - wrap, cells)
-    vec = base[:, :, :, None, :] + torch.einsum("mk,bkl->bml", grid, cells)[:, None, None]
-    keep = (vec * vec).sum(-1) < cutoff * cutoff  # (B, i, j, M)
-    keep &= (valid[:, :, None] & valid[:, None, :])[..., None]
-    bb, ii, jj, mm = keep.nonzero(as_tuple=True)
-    shift = grid[mm] - wrap[bb, ii, jj]
-    if not self_interaction:
-        not_self = (ii != jj) | shift.abs().sum(-1).bool()
-        bb, ii, jj, shift = bb[not_self], ii[not_self], jj[not_self], shift[not_self]
-    return ii + offsets[bb], jj + offsets[bb], shift.round().long()
+    return NeighborList(
+        torch.cat(out_i).to(device), torch.cat(out_j).to(device), torch.cat(out_s).to(device)
+    )
 
 
 def pair_vectors(crystals: Crystals, nl: NeighborList, index: slice | None = None) -> Tensor:
