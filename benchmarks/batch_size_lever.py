@@ -16,11 +16,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import structrepdiff
-from structrepdiff.data.io import load_split
+from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import save_features
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
@@ -42,10 +41,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/batch_size_lever"))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    loaded = load_split(a.dataset, "test")
-    idx = sorted(np.random.default_rng(a.seed).choice(len(loaded.ids), a.num, replace=False))
-    fs = structrepdiff.featurize([loaded.structures[k] for k in idx], dataset=a.dataset,
-                                 ids=[loaded.ids[k] for k in idx])  # fmt: skip
+    ids, structures = seeded_subset(load_split(a.dataset, "test"), a.num, a.seed)
+    fs = structrepdiff.featurize(structures, dataset=a.dataset, ids=ids)
     work = a.work / a.dataset
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -21,18 +21,16 @@ import torch
 
 import structrepdiff
 from structrepdiff.cli.main import main as cli
-from structrepdiff.data.io import load_split
+from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import save_features
 
 
 def run(dataset: str, num: int, seed: int, work: Path, out: Path, data_dir: str | None) -> dict:
-    loaded = load_split(dataset, "test", data_dir)
-    idx = sorted(np.random.default_rng(seed).choice(len(loaded.ids), num, replace=False))
+    ids, structures = seeded_subset(load_split(dataset, "test", data_dir), num, seed)
     work.mkdir(parents=True, exist_ok=True)
     feats, rec = work / "test_subset.npz", work / "reconstructed"
     if not feats.exists():
-        fs = structrepdiff.featurize([loaded.structures[k] for k in idx], dataset=dataset,
-                                     ids=[loaded.ids[k] for k in idx])  # fmt: skip
+        fs = structrepdiff.featurize(structures, dataset=dataset, ids=ids)
         fs.source = {"dataset": dataset, "split": "test", "seed": seed, "num": num}
         save_features(fs, feats)
     t0 = time.perf_counter()

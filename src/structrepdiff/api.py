@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
 from structrepdiff.pipeline.sample import sample_vectors
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
@@ -106,7 +106,7 @@ class Model:
     @property
     def dataset(self) -> str | None:
         """The dataset the model was trained on, as its checkpoint records it."""
-        return _training_source(self.loaded).get("dataset")
+        return training_source(self.loaded.ckpt).get("dataset")
 
     def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
                guidance: float = 1.0, steps: int = 100, batch_size: int = 256
@@ -165,11 +165,6 @@ def _crystal(o: Outcome | tuple[str, str]) -> Crystal:
     return Crystal(o.id, outcome_structure(o), status, float(o.loss), int(o.steps))
 
 
-def _training_source(loaded: LoadedModel) -> dict[str, Any]:
-    train = loaded.ckpt.get("train") or {}
-    return train.get("source") or {}
-
-
 def _templates(loaded: LoadedModel, templates, data_dir: str | None) -> TemplateSet | None:
     """``templates``: "auto" (the model's training split when the data can be found, else
     random starts), None (random starts), a TemplateSet or a path to a templates .npz."""
@@ -177,7 +172,7 @@ def _templates(loaded: LoadedModel, templates, data_dir: str | None) -> Template
         return templates
     if templates != "auto":
         return TemplateSet.load(templates)
-    src = _training_source(loaded)
+    src = training_source(loaded.ckpt)
     path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir)
     if path is None:
         log.warning("%s", used)
@@ -212,7 +207,7 @@ def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: s
     from structrepdiff.data.registry import get_dataset
     from structrepdiff.descriptor.config import get_preset
     from structrepdiff.features import FeatureSet
-    from structrepdiff.pipeline.featurize import DTYPES, encode_loaded
+    from structrepdiff.pipeline.featurize import DTYPES, encode_loaded, stack_rows
     from structrepdiff.representation.encode import Representation
 
     info = get_dataset(dataset)
@@ -222,6 +217,6 @@ def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: s
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     rows, done, skipped = encode_loaded(loaded, rep, DTYPES[dtype], batch_size, progress)
-    R = np.stack(rows) if rows else np.zeros((0, rep.layout.dim))
+    R = stack_rows(rows, rep)
     source = {"in_memory": len(structures), "dataset": dataset, "preset": preset}
     return FeatureSet(R, done, rep, loaded.skipped + skipped, source)

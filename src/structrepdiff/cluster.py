@@ -17,8 +17,6 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-PROFILE = False  # Dask's worker profiler (off: see `open_client`)
-TRIM_MEMORY = False  # Dask's aggressive malloc trimming in workers (off: see `open_client`)
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("structrepdiff_client", default=None)
 
 
@@ -47,19 +45,19 @@ def open_client(spec: str | None) -> Iterator[Any]:
     distributed = _require()
     cluster = None
     if spec.startswith("local:"):
-        n = int(spec.split(":", 1)[1])
-        if n < 1:
+        n = spec.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
             raise ValueError(f"`scheduler` local:N needs N >= 1, got {spec!r}")
         import dask
 
-        # the workers' statistical profiler samples every 10 ms while holding the GIL, which
-        # slows our many small torch calls; the config travels to the worker processes
+        # Local workers start without Dask's statistical profiler (it samples every 10 ms
+        # holding the GIL) and without its MALLOC_TRIM_THRESHOLD_=65536 (glibc then returns
+        # memory at every small tensor): with them one worker ran 1.25-1.6x slower than
+        # serial (BENCHMARKS.md). The config travels to the worker processes.
         env = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
-        if TRIM_MEMORY:  # Dask's default trims freed memory at 64 kB, costly for small tensors
-            env["MALLOC_TRIM_THRESHOLD_"] = 65536
-        with dask.config.set({"distributed.worker.profile.enabled": PROFILE,
+        with dask.config.set({"distributed.worker.profile.enabled": False,
                               "distributed.nanny.pre-spawn-environ": env}):  # fmt: skip
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
+            cluster = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
                                                processes=True, dashboard_address=":0",
                                                silence_logs=40)  # fmt: skip
     client = distributed.Client(cluster if cluster is not None else spec)
@@ -73,16 +71,37 @@ def open_client(spec: str | None) -> Iterator[Any]:
             cluster.close()
 
 
-@functools.lru_cache(maxsize=4)
+@functools.cache
 def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
 
 
-def _call(fn: Callable, chunk: list) -> list:
+_INITIALISED: set[str] = set()
+
+
+def _run(fn: Callable, chunk: list, start: int, per_item: bool,
+         initializer: Callable | None = None, initargs: tuple | None = None,
+         key: str = "") -> tuple[int, list]:  # fmt: skip
+    """In a worker: ``initializer(*initargs)`` once per ``key``, then (start, ``fn`` of each
+    item of ``chunk``) when ``per_item``, else (start, ``fn(chunk)``)."""
     _one_thread()
-    return fn(chunk)
+    if initializer is not None and key not in _INITIALISED:
+        initializer(*(initargs or ()))
+        _INITIALISED.add(key)
+    return start, [fn(x) for x in chunk] if per_item else fn(chunk)
+
+
+def _completed(futures: list) -> Iterator[tuple[int, list]]:
+    """Results of ``futures`` as they complete; the rest are cancelled if the caller stops."""
+    distributed = _require()
+    try:
+        for fut in distributed.as_completed(futures):
+            yield fut.result()
+    finally:
+        for f in futures:
+            f.cancel()
 
 
 def map_chunks(client, fn: Callable[[list], list], chunks: Iterable[list]) -> Iterator[list]:
@@ -92,26 +111,9 @@ def map_chunks(client, fn: Callable[[list], list], chunks: Iterable[list]) -> It
     if client is None:
         yield from (fn(c) for c in chunks)
         return
-    distributed = _require()
-    futures = [client.submit(_call, fn, c, pure=False) for c in chunks]
-    try:
-        for fut in distributed.as_completed(futures):
-            yield fut.result()
-    finally:
-        for f in futures:
-            f.cancel()
-
-
-_INITIALISED: set[str] = set()
-
-
-def _run_indexed(fn: Callable, initializer: Callable | None, initargs: tuple | None, key: str,
-                 start: int, chunk: list) -> tuple[int, list]:  # fmt: skip
-    _one_thread()
-    if initializer is not None and key not in _INITIALISED:
-        initializer(*(initargs or ()))
-        _INITIALISED.add(key)
-    return start, [fn(x) for x in chunk]
+    futures = [client.submit(_run, fn, c, k, False, pure=False) for k, c in enumerate(chunks)]
+    for _, result in _completed(futures):
+        yield result
 
 
 def map_in_order(client, fn: Callable, items: list, initializer: Callable | None = None,
@@ -123,20 +125,13 @@ def map_in_order(client, fn: Callable, items: list, initializer: Callable | None
 
     from tqdm.auto import tqdm
 
-    distributed = _require()
     key = uuid.uuid4().hex
     args = client.scatter([initargs], broadcast=True)[0] if initializer is not None else None
-    futures = [client.submit(_run_indexed, fn, initializer, args, key, k, items[k : k + chunk],
+    futures = [client.submit(_run, fn, items[k : k + chunk], k, True, initializer, args, key,
                              pure=False) for k in range(0, len(items), chunk)]  # fmt: skip
     out: list = [None] * len(items)
-    bar = tqdm(total=len(items), disable=not progress, desc=desc, unit="crystal")
-    try:
-        for fut in distributed.as_completed(futures):
-            start, results = fut.result()
+    with tqdm(total=len(items), disable=not progress, desc=desc, unit="crystal") as bar:
+        for start, results in _completed(futures):
             out[start : start + len(results)] = results
             bar.update(len(results))
-    finally:
-        bar.close()
-        for f in futures:
-            f.cancel()
     return out

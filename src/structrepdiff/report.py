@@ -123,10 +123,9 @@ def _dataset(cfg: ReportConfig, gen_cfg: dict, metrics: dict) -> str | None:
         return metrics["dataset"]
     model = (gen_cfg.get("sample") or {}).get("model")
     if model and Path(model).is_file():
-        from structrepdiff.pipeline.checkpoint import LoadedModel
+        from structrepdiff.pipeline.checkpoint import load_checkpoint, training_source
 
-        src = (LoadedModel.load(model).ckpt.get("train") or {}).get("source") or {}
-        return src.get("dataset")
+        return training_source(load_checkpoint(model)).get("dataset")
     return None
 
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _training_source(model: Path) -> tuple[str | None, str | None]:
     """(dataset, split) the model was trained on, as its checkpoint records them."""
-    from structrepdiff.pipeline.checkpoint import load_checkpoint
+    from structrepdiff.pipeline.checkpoint import load_checkpoint, training_source
 
-    src = (load_checkpoint(model).get("train") or {}).get("source") or {}
+    src = training_source(load_checkpoint(model))
     return src.get("dataset"), src.get("split")

@@ -9,7 +9,6 @@ Standard library only (``urllib.request``) plus ``tqdm`` for the progress bar.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from structrepdiff import __version__
+from structrepdiff.data.paths import file_sha256 as sha256_file
 from structrepdiff.data.registry import CDVAE_BASE_URL, DatasetInfo, get_dataset
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,6 @@ class DownloadResult:
     verified: str
     resumed_from: int
     skipped: bool
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of the file at ``path``, read in ``chunk_size``-byte blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _split_info(dataset: str, split: str) -> DatasetInfo:

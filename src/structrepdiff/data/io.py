@@ -7,7 +7,7 @@ import re
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +121,36 @@ def parse_cif(text: str) -> Structure:
             raise ValueError(why) from None
 
 
+def _collect(items: Iterable[tuple[str, Structure | None, str | None]],
+             atomic_numbers: Sequence[int], n_max: int, log_skips: bool = True
+             ) -> LoadedStructures:  # fmt: skip
+    """(id, structure, reason so far) → the crystals that pass `check_structure`, one per id
+    (a repeat would later overwrite the first's files), and every other with its reason."""
+    out, seen = LoadedStructures(), set()
+    for rid, s, reason in items:
+        if rid in seen:
+            reason = "duplicate id: an earlier row has the same id"
+        elif reason is None:
+            reason = check_structure(s, atomic_numbers, n_max)
+        seen.add(rid)
+        if reason is None:
+            out.ids.append(rid)
+            out.structures.append(s)
+        else:
+            if log_skips:
+                log.warning("skipping %s: %s", rid, reason)
+            out.skipped.append(Skipped(rid, reason))
+    return out
+
+
+def _parsed(rows: Iterable[tuple[str, str]]) -> Iterator[tuple[str, Structure | None, str | None]]:
+    for rid, text in rows:
+        try:
+            yield str(rid), parse_cif(text), None
+        except ValueError as exc:
+            yield str(rid), None, f"unparseable CIF: {exc}"
+
+
 def parse_rows(
     rows: Iterable[tuple[str, str]],
     atomic_numbers: Sequence[int],
@@ -129,27 +159,8 @@ def parse_rows(
     total: int | None = None,
 ) -> LoadedStructures:
     """Parse (id, cif text) pairs; bad ones are skipped, logged and counted with a reason."""
-    out, seen = LoadedStructures(), set()
-    for rid, text in tqdm(rows, total=total, disable=not progress, desc="parse", unit="cif"):
-        rid = str(rid)
-        if rid in seen:  # one id, one row: a repeat would later overwrite the first's files
-            out.skipped.append(Skipped(rid, "duplicate id: an earlier row has the same id"))
-            log.warning("skipping %s: duplicate id", rid)
-            continue
-        seen.add(rid)
-        try:
-            s = parse_cif(text)
-        except ValueError as exc:
-            reason = f"unparseable CIF: {exc}"
-        else:
-            reason = check_structure(s, atomic_numbers, n_max)
-        if reason is None:
-            out.ids.append(str(rid))
-            out.structures.append(s)
-        else:
-            log.warning("skipping %s: %s", rid, reason)
-            out.skipped.append(Skipped(str(rid), reason))
-    return out
+    bar = tqdm(rows, total=total, disable=not progress, desc="parse", unit="cif")
+    return _collect(_parsed(bar), atomic_numbers, n_max)
 
 
 def check_structures(
@@ -159,21 +170,10 @@ def check_structures(
     row per id): the ones that pass, and every other with its reason."""
     if len(structures) != len(ids):
         raise ValueError(f"{len(structures)} structures but {len(ids)} ids")
-    out, seen = LoadedStructures(), set()
-    for rid, s in zip(map(str, ids), structures, strict=True):
-        if rid in seen:
-            reason = "duplicate id: an earlier row has the same id"
-        elif not isinstance(s, Structure):
-            reason = f"not a pymatgen Structure: {type(s).__name__}"
-        else:
-            reason = check_structure(s, atomic_numbers, n_max)
-        seen.add(rid)
-        if reason is None:
-            out.ids.append(rid)
-            out.structures.append(s)
-        else:
-            out.skipped.append(Skipped(rid, reason))
-    return out
+    items = ((rid, s, None if isinstance(s, Structure)
+              else f"not a pymatgen Structure: {type(s).__name__}")
+             for rid, s in zip(map(str, ids), structures, strict=True))  # fmt: skip
+    return _collect(items, atomic_numbers, n_max, log_skips=False)
 
 
 def load_split(

@@ -126,6 +126,12 @@ def scaler_from_state(d: dict[str, Any]) -> Scaler:
                              "std": np.asarray(d["std"].numpy())})  # fmt: skip
 
 
+def training_source(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the model was trained on, as its checkpoint records it (``dataset``, ``split``,
+    preset, ...); empty when the checkpoint does not say."""
+    return (ckpt.get("train") or {}).get("source") or {}
+
+
 class LoadedModel:
     """A checkpoint made usable: EMA denoiser (eval mode), diffusion, scaler, representation."""
 

@@ -157,7 +157,8 @@ def encode_loaded(
     return rows, ids, skipped
 
 
-def _stack(rows: list[np.ndarray], rep: Representation) -> np.ndarray:
+def stack_rows(rows: list[np.ndarray], rep: Representation) -> np.ndarray:
+    """(n, D) from encoded rows; (0, D) when there are none."""
     return np.stack(rows) if rows else np.zeros((0, rep.layout.dim))
 
 
@@ -199,14 +200,16 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
 
     def checkpoint(state: Rows) -> None:
         save_features(
-            FeatureSet(_stack(state[0], rep), state[1], rep, state[2], source), partial, force=True
+            FeatureSet(stack_rows(state[0], rep), state[1], rep, state[2], source),
+            partial,
+            force=True,
         )
 
     resume = None if cfg.force else _resume(partial, rep, source)
     rows, ids, enc_skipped = encode_loaded(
         loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint
     )
-    R, skipped = _stack(rows, rep), loaded.skipped + enc_skipped
+    R, skipped = stack_rows(rows, rep), loaded.skipped + enc_skipped
     if cfg.scaler_out is not None and not ids:  # checked before anything is written
         top = Counter(s.reason for s in skipped).most_common(2)
         why = "; ".join(f"{n}× {r}" for r, n in top) or "no input"

@@ -57,10 +57,11 @@ class RelaxSummary:
 
 
 _CALC = None  # the potential of this worker process
+_CALC_CONFIG: RelaxConfig | None = None  # the settings it was loaded with
 
 
 def _init_worker(config: RelaxConfig, in_pool: bool = False) -> None:
-    global _CALC
+    global _CALC, _CALC_CONFIG
     import signal
 
     import torch
@@ -71,7 +72,7 @@ def _init_worker(config: RelaxConfig, in_pool: bool = False) -> None:
     from structrepdiff.relax.potential import load_calculator
 
     torch.set_num_threads(1)
-    _CALC = load_calculator(config.potential, config.device)
+    _CALC, _CALC_CONFIG = load_calculator(config.potential, config.device), config
 
 
 def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, float]:
@@ -102,14 +103,9 @@ def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
 def relax_chunk(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
     """[(id, RelaxResult, seconds)] for one chunk of tasks, in a process that loads its
     potential on first use (how Dask workers run them, see `structrepdiff.cluster`)."""
-    global _CALC_CONFIG
-    if tasks and (_CALC is None or tasks[0][1] != _CALC_CONFIG):
+    if tasks and tasks[0][1] != _CALC_CONFIG:
         _init_worker(tasks[0][1])
-        _CALC_CONFIG = tasks[0][1]
     return [_relax_one(t) for t in tasks]
-
-
-_CALC_CONFIG = None
 
 
 def _results(tasks: list, job: RelaxJob, client=None
