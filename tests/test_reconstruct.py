@@ -116,7 +116,7 @@ def test_cli_writes_cifs_and_resumes_without_redoing(tmp_path, monkeypatch, caps
     monkeypatch.setattr(
         run,
         "reconstruct_batch",
-        lambda b, e, c, st=None: seen.extend(t.id for t in b) or real(b, e, c, st),
+        lambda b, e, c, st=None, **kw: seen.extend(t.id for t in b) or real(b, e, c, st, **kw),
     )
     args = [
         "reconstruct",
@@ -164,10 +164,10 @@ def test_bad_vectors_get_statuses_and_nothing_raises(tmp_path, monkeypatch) -> N
     npz, out = _feature_file(tmp_path, rows, ["nan", "cell", "empty", "boom"]), tmp_path / "r"
     real = run.reconstruct_batch
 
-    def explode(batch, ead, cfg, starts=None):
+    def explode(batch, ead, cfg, starts=None, **kw):
         if any(t.id == "boom" for t in batch):
             raise RuntimeError("simulated failure")
-        return real(batch, ead, cfg, starts)
+        return real(batch, ead, cfg, starts, **kw)
 
     monkeypatch.setattr(run, "reconstruct_batch", explode)
     assert (

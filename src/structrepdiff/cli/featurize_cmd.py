@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--batch-size", type=int, default=16, help="crystals per EAD batch")
     p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--device", default="cpu", help="torch device of the EAD (cpu, cuda, cuda:1)")
     p.add_argument(
         "--save-scaler",
         type=Path,
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.no_progress,
         scaler_out=args.save_scaler,
+        device=args.device,
     )
     s = featurize(cfg)
     print(

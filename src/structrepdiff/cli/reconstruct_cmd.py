@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--representations", required=True, type=Path, help=".npz from featurize")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--limit", type=int, help="only the first N vectors")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the descent (cpu, cuda, cuda:1); with a GPU use a "
+                   "large --batch-size, e.g. 1024")  # fmt: skip
     add_reconstruct_options(p)
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
     p.add_argument("--no-progress", action="store_true")
@@ -133,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         args.force,
         not args.no_progress,
         templates,
+        args.device,
     )
     from structrepdiff.cluster import open_client
 

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="folder with summary.csv or CIFs, .cif, .extxyz or CDVAE-format .csv",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    add_relax_options(p)
+    add_relax_options(p, "--device")
     p.add_argument("--workers", type=int, default=1, help="processes, one potential each")
     p.add_argument("--scheduler", help="relax on Dask workers instead: local:N or an address")
     p.add_argument("--limit", type=int, help="only the first N crystals")
@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_relax_options(p: argparse.ArgumentParser) -> None:
-    """Relaxation options shared by `relax` and `generate --relax` (defaults: RelaxConfig)."""
+def add_relax_options(p: argparse.ArgumentParser, *device_flags: str) -> None:
+    """Relaxation options shared by `relax` and `generate --relax` (defaults: RelaxConfig);
+    ``device_flags`` are more names of ``--relax-device`` (`relax` calls it ``--device``)."""
     p.add_argument("--potential", choices=POTENTIALS, default=_D.potential)
     p.add_argument("--fmax", type=float, default=_D.fmax, help="force threshold, eV/Å")
     p.add_argument("--relax-steps", type=int, default=_D.max_steps, help="FIRE steps at most")
@@ -47,12 +48,15 @@ def add_relax_options(p: argparse.ArgumentParser) -> None:
         default=_D.min_distance,
         help="report, do not relax, crystals with atoms closer than this (Å)",
     )
-    p.add_argument("--relax-device", default=_D.device, help="torch device of the potential")
+    p.add_argument(*device_flags, "--relax-device", dest="relax_device",
+                   help=f"torch device of the potential (default: --device where the command "
+                   f"has one, else {_D.device})")  # fmt: skip
 
 
 def relax_config(args: argparse.Namespace) -> RelaxConfig:
+    device = args.relax_device or getattr(args, "device", None) or _D.device
     return RelaxConfig(potential=args.potential, fmax=args.fmax, max_steps=args.relax_steps,
-                       min_distance=args.min_distance, device=args.relax_device)  # fmt: skip
+                       min_distance=args.min_distance, device=device)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

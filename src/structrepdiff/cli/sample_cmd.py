@@ -32,7 +32,9 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     p.add_argument(steps_flag, dest="sample_steps", type=int, default=100,
                    help="DDIM steps (ddpm uses all T)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="device for sampling")
+    p.add_argument("--device", default="cpu",
+                   help="torch device (cpu, cuda, cuda:1): sampling, and in `generate` also "
+                   "the reconstruction and, unless --relax-device, the relaxation")  # fmt: skip
     p.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale of a conditional model (1: plain "
                    "conditional, 0: unconditional)")  # fmt: skip

@@ -51,6 +51,7 @@ class FeaturizeConfig:
     force: bool = False
     progress: bool = True
     scaler_out: Path | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if bool(self.cif) == bool(self.dataset):
@@ -118,12 +119,13 @@ def encode_loaded(
     resume: Rows | None = None,
     checkpoint: Callable[[Rows], None] | None = None,
     every_s: float | None = None,
+    device: str = "cpu",
 ) -> Rows:
     """Encode the loaded structures in batches: (R rows, their ids, rows skipped here).
 
     Rows that do not encode to finite values are skipped with a reason. ``resume`` holds rows
     already done (their ids are not encoded again); ``checkpoint`` is called with the state
-    every ``every_s`` seconds (default ``CHECKPOINT_SECONDS``).
+    every ``every_s`` seconds (default ``CHECKPOINT_SECONDS``). The EAD runs on ``device``.
     """
     every_s = CHECKPOINT_SECONDS if every_s is None else every_s
     rows, ids, skipped = resume if resume is not None else ([], [], [])
@@ -140,7 +142,7 @@ def encode_loaded(
     last = time.monotonic()
     for start in range(0, len(todo), batch_size):
         idx = todo[start : start + batch_size]
-        R = encode_batch([loaded.structures[k] for k in idx], rep, dtype)
+        R = encode_batch([loaded.structures[k] for k in idx], rep, dtype, device)
         for k, row in zip(idx, R, strict=True):
             if np.isfinite(row).all():
                 rows.append(row)
@@ -184,7 +186,10 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
     Progress is saved to ``<out>.partial`` every 30 s; a rerun with the same settings resumes
     from it (``force`` starts afresh). The partial file is removed once ``out`` is written.
     """
+    from structrepdiff.device import check_device
+
     t0 = time.perf_counter()
+    check_device(cfg.device)
     out = Path(cfg.out)
     for path in (out, cfg.scaler_out):
         if path is not None and Path(path).exists() and not cfg.force:
@@ -193,7 +198,7 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
     source = {
         k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
         for k, v in asdict(cfg).items()
-        if k not in ("force", "progress")
+        if k not in ("force", "progress", "device")  # a device changes only rounding
     }
     source["structrepdiff_version"] = __version__
     partial = out.with_name(out.name + ".partial")
@@ -207,7 +212,8 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
 
     resume = None if cfg.force else _resume(partial, rep, source)
     rows, ids, enc_skipped = encode_loaded(
-        loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint
+        loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint,
+        device=cfg.device,
     )
     R, skipped = stack_rows(rows, rep), loaded.skipped + enc_skipped
     if cfg.scaler_out is not None and not ids:  # checked before anything is written

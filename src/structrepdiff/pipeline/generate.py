@@ -29,8 +29,9 @@ from structrepdiff.relax.config import RelaxConfig
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``); ``relax``
-    (None: off) relaxes the crystals with ``relax_workers`` processes."""
+    """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``);
+    ``sample.device`` is where sampling and the reconstruction run; ``relax`` (None: off)
+    relaxes the crystals with ``relax_workers`` processes."""
 
     out: Path
     sample: SampleConfig
@@ -45,7 +46,7 @@ class GenerateConfig:
     def settings(self) -> dict:
         d = asdict(self)
         d["sample"] = {k: v for k, v in d["sample"].items()
-                       if k not in ("force", "progress", "out")}  # fmt: skip
+                       if k not in ("force", "progress", "out", "device")}  # fmt: skip
         d["reconstruct"] = self.reconstruct.to_dict()
         skip = {"force", "progress", "out"} | ({"relax", "relax_workers"} if self.relax is None
                                                  else set())  # fmt: skip
@@ -86,7 +87,7 @@ def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]
         sample(replace(cfg.sample, force=True, progress=cfg.progress))  # validates first
     save_settings(cfg)
     job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
-                         cfg.progress, cfg.templates)  # fmt: skip
+                         cfg.progress, cfg.templates, cfg.sample.device)  # fmt: skip
     summary = run_reconstruction(job, client)
     frames = write_extxyz(out)
     if cfg.relax is not None:

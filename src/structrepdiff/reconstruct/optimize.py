@@ -10,6 +10,7 @@ Loss of crystal b (raw descriptor units, so no feature is re-weighted):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -79,11 +80,12 @@ class _Set:
         ), atoms
 
 
-def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
+def _stack(targets: list[Target], dtype: torch.dtype, device: str | torch.device = "cpu") -> _Set:
+    """The targets as one set on ``device`` (built on the CPU, then moved)."""
     counts = torch.tensor([len(t.numbers) for t in targets])
     t_max = torch.tensor(np.stack([t.ead_max for t in targets]), dtype=dtype)
     t_min = torch.tensor(np.stack([t.ead_min for t in targets]), dtype=dtype)
-    return _Set(
+    s = _Set(
         numbers=torch.as_tensor(np.concatenate([t.numbers for t in targets]), dtype=torch.long),
         batch=torch.repeat_interleave(torch.arange(len(targets)), counts),
         cell=params_to_matrix(torch.tensor(np.stack([t.lattice for t in targets]), dtype=dtype)),
@@ -91,6 +93,8 @@ def _stack(targets: list[Target], dtype: torch.dtype) -> _Set:
         t_d=torch.tensor([t.d_min for t in targets], dtype=dtype),
         norm=t_max.abs().sum(1) + t_min.abs().sum(1),
     )  # fmt: skip
+    return s if torch.device(device).type == "cpu" else _Set(*(
+        getattr(s, f.name).to(device) for f in dataclasses.fields(s)))  # fmt: skip
 
 
 def descriptor_loss(
@@ -123,7 +127,7 @@ class _Descent:
 
     def __init__(self, pos: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig):
         self.s, self.ead, self.cfg = s, ead, cfg
-        self.ids = torch.arange(s.cell.shape[0])  # positions of the working set in the input
+        self.ids = torch.arange(s.cell.shape[0], device=pos.device)  # positions of the working set in the input
         self.pos, self.m, self.v = pos.clone(), torch.zeros_like(pos), torch.zeros_like(pos)
         self._rebuild()
 
@@ -167,26 +171,36 @@ class _Descent:
 
 
 def descend(
-    pos0: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig
+    pos0: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig, on_step=None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One hop: up to ``cfg.steps`` Adam steps from pos0 (N, 3).
 
     Returns the best positions seen (N, 3), their loss (B,) and the steps taken (B,).
-    A crystal stops as soon as its loss is below ``cfg.threshold``.
+    A crystal stops as soon as its loss is below ``cfg.threshold``, or (``cfg.patience`` > 0)
+    once its best loss has not fallen by a fraction ``cfg.plateau_tol`` in that many steps. ``on_step(step, ids,
+    loss)``, when given, sees every step's losses (B_active,) of the crystals ``ids`` of s.
     """
     B = s.cell.shape[0]
-    best_loss = torch.full((B,), math.inf, dtype=pos0.dtype)
-    best_pos, steps = pos0.clone(), torch.zeros(B, dtype=torch.long)
+    best_loss = torch.full((B,), math.inf, dtype=pos0.dtype, device=pos0.device)
+    best_pos, steps = pos0.clone(), torch.zeros(B, dtype=torch.long, device=pos0.device)
+    ref_loss, ref_step = best_loss.clone(), torch.zeros_like(steps)  # plateau rule
     run = _Descent(pos0, s, ead, cfg)
     decay = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(cfg.steps - 1, 1))
     for t in range(cfg.steps):
         loss, pos = run.step(t, cfg.lr_start * decay**t)
-        steps[run.ids] += 1
-        better = loss < best_loss[run.ids]
-        best_loss[run.ids] = torch.minimum(best_loss[run.ids], loss)
-        atoms_out = torch.isin(s.batch, run.ids[better])
+        if on_step is not None:
+            on_step(t, run.ids, loss)
+        ids = run.ids
+        steps[ids] += 1
+        better = loss < best_loss[ids]
+        best_loss[ids] = torch.minimum(best_loss[ids], loss)
+        atoms_out = torch.isin(s.batch, ids[better])
         best_pos[atoms_out] = pos[better[run.s.batch]]
         done = loss < cfg.threshold
+        if cfg.patience:
+            moved = best_loss[ids] < ref_loss[ids] * (1 - cfg.plateau_tol)
+            ref_loss[ids[moved]], ref_step[ids[moved]] = best_loss[ids[moved]], t
+            done |= t - ref_step[ids] >= cfg.patience
         if done.any():
             run.keep(~done)
             if not len(run.ids):
@@ -204,7 +218,7 @@ def _draw(s: _Set, gens: list[torch.Generator], fractional: bool) -> Tensor:
     counts = torch.bincount(s.batch, minlength=s.cell.shape[0]).tolist()
     out = []
     for k, (n, g) in enumerate(zip(counts, gens, strict=True)):
-        u = torch.rand((n, 3), generator=g, dtype=torch.float64).to(s.cell.dtype)
+        u = torch.rand((n, 3), generator=g, dtype=torch.float64).to(s.cell)
         out.append(u @ s.cell[k] if fractional else 2.0 * u - 1.0)
     return torch.cat(out)
 
@@ -250,16 +264,18 @@ def _no_best(pos: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
     """(positions, loss = inf, steps = 0): the state before anything was accepted."""
     return (
         pos,
-        torch.full((n_crystals,), math.inf, dtype=pos.dtype),
-        torch.zeros(n_crystals, dtype=torch.long),
+        torch.full((n_crystals,), math.inf, dtype=pos.dtype, device=pos.device),
+        torch.zeros(n_crystals, dtype=torch.long, device=pos.device),
     )
 
 
 def _hop_loop(
-    sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig, start: Tensor
+    sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig, start: Tensor,
+    on_step=None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One trial for every crystal of ``sub`` from positions ``start`` (N, 3): a descent, then
-    greedy basin hopping around the best positions."""
+    greedy basin hopping around the best positions. ``on_step(hop, step, ids, loss)``: as in
+    `descend`, ids indexing ``sub``."""
     best_pos, best_loss, steps = _no_best(start, sub.cell.shape[0])
     for hop in range(cfg.hops):
         active = best_loss >= cfg.threshold
@@ -270,10 +286,11 @@ def _hop_loop(
         if hop > 0:
             act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
             init = _hop(init, hs, act_gens, cfg)
-        found = descend(init, hs, ead, cfg)
-        _keep_better(
-            (best_pos, best_loss, steps), sub.batch, active.nonzero()[:, 0], found, hs.batch
-        )
+        where = active.nonzero()[:, 0]
+        hook = None if on_step is None else (
+            lambda t, ids, loss, hop=hop, where=where: on_step(hop, t, where[ids], loss))
+        found = descend(init, hs, ead, cfg, hook)
+        _keep_better((best_pos, best_loss, steps), sub.batch, where, found, hs.batch)
     return best_pos, best_loss, steps
 
 
@@ -285,7 +302,7 @@ def _trial_start(sub: _Set, gens: list[torch.Generator], starts: list, trial: in
     offsets = np.cumsum([0, *counts]).tolist()
     for b, given in enumerate(starts):
         if trial < len(given):
-            frac = torch.as_tensor(np.asarray(given[trial]), dtype=pos.dtype)
+            frac = torch.as_tensor(np.asarray(given[trial])).to(pos)
             pos[offsets[b] : offsets[b + 1]] = frac @ sub.cell[b]
     return pos
 
@@ -297,21 +314,22 @@ def rank_starts(
     cfg: ReconstructConfig,
     keep: int,
     chunk: int = 64,
+    device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
     """The ``keep`` fractional starts (n, 3) with the lowest loss against ``target``, best
-    first (ties keep their given order)."""
+    first (ties keep their given order); the losses are computed on ``device``."""
     if not starts:
         return []
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     losses = []
     for c0 in range(0, len(starts), chunk):
         part = starts[c0 : c0 + chunk]
-        s = _stack([target] * len(part), dtype)
-        frac = torch.as_tensor(np.concatenate(part), dtype=dtype)
+        s = _stack([target] * len(part), dtype, device)
+        frac = torch.as_tensor(np.concatenate(part), dtype=dtype).to(device)
         with torch.no_grad():
             pos = torch.einsum("nk,nkl->nl", frac, s.cell[s.batch])
             losses.append(descriptor_loss(pos, s, ead, None, cfg.d_min_weight, cfg.overlap_weight))
-    order = torch.cat(losses).double().numpy().argsort(kind="stable")
+    order = torch.cat(losses).double().cpu().numpy().argsort(kind="stable")
     return [starts[k] for k in order[:keep]]
 
 
@@ -320,17 +338,23 @@ def reconstruct_batch(
     ead: EADConfig,
     cfg: ReconstructConfig,
     starts: list[list[np.ndarray]] | None = None,
+    on_step=None,
+    device: str | torch.device = "cpu",
 ) -> list[Outcome]:
     """Reconstruct a batch of crystals; every target must have atoms and a valid lattice.
 
     ``starts[b]`` optionally lists fractional starting positions (n_b, 3) for crystal b, one
     per trial in order (e.g. from `rank_starts`); trials beyond them start at random.
+    ``on_step(trial, hop, step, ids, loss)``, for studies of the descent, sees the loss (k,)
+    of the crystals ``ids`` (k,) (indices into ``targets``) still running after every step.
+    Everything runs on ``device`` (the neighbour list is built on the CPU and moved there);
+    per-crystal random draws stay on the CPU, so a device changes only rounding.
     """
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    s = _stack(targets, dtype)
+    s = _stack(targets, dtype, device)
     gens = [crystal_generator(cfg.seed, t.id) for t in targets]
     B = len(targets)
-    best_pos, best_loss, steps = _no_best(torch.zeros(s.numbers.shape[0], 3, dtype=dtype), B)
+    best_pos, best_loss, steps = _no_best(s.cell.new_zeros(s.numbers.shape[0], 3), B)
     for trial in range(cfg.trials):
         todo = best_loss >= cfg.threshold
         if not todo.any():
@@ -339,7 +363,10 @@ def reconstruct_batch(
         ids = todo.nonzero()[:, 0]
         sub_gens = [gens[i] for i in ids.tolist()]
         given = [starts[i] for i in ids.tolist()] if starts else []
-        found = _hop_loop(sub, sub_gens, ead, cfg, _trial_start(sub, sub_gens, given, trial))
+        hook = None if on_step is None else (
+            lambda hop, t, i, loss, trial=trial, ids=ids: on_step(trial, hop, t, ids[i], loss))
+        found = _hop_loop(sub, sub_gens, ead, cfg, _trial_start(sub, sub_gens, given, trial),
+                          hook)  # fmt: skip
         _keep_better((best_pos, best_loss, steps), s.batch, ids, found, sub.batch)
     final = wrap(best_pos, s)
     counts = torch.bincount(s.batch, minlength=B).tolist()
@@ -347,8 +374,8 @@ def reconstruct_batch(
         Outcome(
             t.id,
             np.asarray(t.numbers),
-            p.double().numpy(),
-            c.double().numpy(),
+            p.double().cpu().numpy(),
+            c.double().cpu().numpy(),
             float(loss),
             bool(loss < cfg.threshold),
             int(n),

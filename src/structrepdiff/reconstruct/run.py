@@ -40,6 +40,7 @@ class ReconstructJob:
     force: bool = False
     progress: bool = True
     templates: Path | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -182,8 +183,9 @@ def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter)
 
 
 def template_starts(
-    targets: list[Target], templates: TemplateSet, ead, config: ReconstructConfig
-) -> list[list]:
+    targets: list[Target], templates: TemplateSet, ead, config: ReconstructConfig,
+    device: str = "cpu",
+) -> list[list]:  # fmt: skip
     """Per target, up to ``config.trials`` template starts (fractional (n, 3)), best first;
     a template with the target's own id is never used."""
     return [
@@ -193,26 +195,29 @@ def template_starts(
             ead,
             config,
             keep=config.trials,
+            device=device,
         )
         for t in targets
     ]
 
 
 def _reconstruct_safely(
-    batch: list[Target], ead, config: ReconstructConfig, templates: TemplateSet | None = None
-):
+    batch: list[Target], ead, config: ReconstructConfig, templates: TemplateSet | None = None,
+    device: str = "cpu",
+):  # fmt: skip
     """Yield (Outcome, seconds per crystal), or ((id, reason), seconds) for a crystal that
     raised; a failing batch is retried crystal by crystal so one bad target spoils nothing."""
     tb = time.perf_counter()
     try:
-        starts = None if templates is None else template_starts(batch, templates, ead, config)
-        outcomes = reconstruct_batch(batch, ead, config, starts)
-    except (ValueError, RuntimeError) as exc:
+        starts = (None if templates is None
+                  else template_starts(batch, templates, ead, config, device))  # fmt: skip
+        outcomes = reconstruct_batch(batch, ead, config, starts, device=device)
+    except (ValueError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
         if len(batch) == 1:
             yield (batch[0].id, f"{type(exc).__name__}: {exc}"), time.perf_counter() - tb
             return
         for t in batch:
-            yield from _reconstruct_safely([t], ead, config, templates)
+            yield from _reconstruct_safely([t], ead, config, templates, device)
         return
     per = (time.perf_counter() - tb) / len(batch)
     for o in outcomes:
@@ -239,16 +244,17 @@ def _cached_template_file(path: str, size: int, mtime_ns: int) -> TemplateSet:
 
 
 def reconstruct_chunk(batch: list[Target], ead, config: ReconstructConfig,
-                      templates: TemplateSet | Path | str | None = None) -> list:  # fmt: skip
+                      templates: TemplateSet | Path | str | None = None,
+                      device: str = "cpu") -> list:  # fmt: skip
     """One batch, as `reconstruct_targets` yields it: [(Outcome or (id, reason), seconds)].
     A module-level function taking only picklable arguments, so Dask workers can run it."""
-    return list(_reconstruct_safely(batch, ead, config, _load_templates(templates)))
+    return list(_reconstruct_safely(batch, ead, config, _load_templates(templates), device))
 
 
 def reconstruct_targets(
     todo: list[Target], ead, config: ReconstructConfig,
     templates: TemplateSet | Path | str | None = None, batch_size: int = 8,
-    progress: bool = False, client=None,
+    progress: bool = False, client=None, device: str = "cpu",
 ) -> Iterator[tuple[Outcome | tuple[str, str], float]]:  # fmt: skip
     """Reconstruct ``todo`` in batches of ``batch_size`` (template starts when ``templates``):
     yields (Outcome, seconds per crystal), or ((id, reason), seconds) for one that raised.
@@ -258,13 +264,15 @@ def reconstruct_targets(
     on 64 MP-20 crystals: 1 status of 64 differs, same converged count, BENCHMARKS.md), so
     identical output needs the same ``batch_size``. With a Dask ``client`` (see
     `structrepdiff.cluster`) the batches run on its workers and come back in
-    completion order; pass ``templates`` as a path there, so each worker loads it once."""
+    completion order; pass ``templates`` as a path there, so each worker loads it once.
+    ``device`` (cpu, cuda, …) is where the descent runs, on every worker."""
     from structrepdiff.cluster import map_chunks
 
     if client is None:
         templates = _load_templates(templates)
     batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
-    fn = functools.partial(reconstruct_chunk, ead=ead, config=config, templates=templates)
+    fn = functools.partial(reconstruct_chunk, ead=ead, config=config, templates=templates,
+                           device=device)  # fmt: skip
     bar = tqdm(total=len(todo), disable=not progress, desc="reconstruct", unit="crystal")
     counts: dict[str, int] = {}
     for results in map_chunks(client, fn, batches):
@@ -281,7 +289,10 @@ def reconstruct_targets(
 def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
     """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows;
     with a Dask ``client`` the batches run on its workers (rows in completion order)."""
+    from structrepdiff.device import check_device
+
     t0 = time.perf_counter()
+    check_device(job.device)
     fs = load_features(job.representations)
     _load_templates(job.templates)  # a bad template file fails before anything is written
     done = _prepare_out(job)
@@ -302,7 +313,8 @@ def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
             else:
                 todo.append(t)
         for o, per in reconstruct_targets(todo, fs.rep.ead, job.config, job.templates,
-                                          job.batch_size, job.progress, client):  # fmt: skip
+                                          job.batch_size, job.progress, client,
+                                          job.device):  # fmt: skip
             if isinstance(o, Outcome):
                 status = _write_outcome(o, Path(job.out), per, writer)
             else:

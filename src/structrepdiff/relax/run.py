@@ -161,7 +161,10 @@ def unique_ids(preds: list[Prediction]) -> list[Prediction]:
 def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
     """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv`` (over a Dask
     ``client``'s workers, 4 crystals a task, when given; else ``job.workers`` processes)."""
+    from structrepdiff.device import check_device
+
     t0 = time.perf_counter()
+    check_device(job.config.device)  # a device this machine lacks: one line, nothing written
     preds = load_predictions(job.pred)  # first: a bad --pred leaves no output folder behind
     from structrepdiff.relax import potential  # looked up here so tests can stand in for it
 

@@ -72,9 +72,9 @@ def _composition(crystals: Crystals, rep: Representation) -> torch.Tensor:
     cols = torch.tensor([rep.element_index(int(z)) for z in crystals.numbers.tolist()])
     counts = torch.zeros(crystals.n_crystals, len(rep.atomic_numbers), dtype=crystals.dtype)
     counts.index_put_(
-        (crystals.batch, cols), torch.ones_like(cols, dtype=crystals.dtype), accumulate=True
+        (crystals.batch.cpu(), cols), torch.ones_like(cols, dtype=crystals.dtype), accumulate=True
     )
-    return counts / crystals.n_atoms[:, None].to(crystals.dtype)
+    return counts / crystals.n_atoms[:, None].cpu().to(crystals.dtype)
 
 
 def pool(atoms: AtomDescriptors, batch: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -112,14 +112,17 @@ def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
 
 
 def encode_batch(
-    structures: Sequence, rep: Representation, dtype: torch.dtype = torch.float64
+    structures: Sequence, rep: Representation, dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """R (b, D) float64 for one batch of pymatgen Structures (canonicalised first)."""
+    """R (b, D) float64 for one batch of pymatgen Structures (canonicalised first), with the
+    EAD computed on ``device``."""
     if rep.canonicalize:
         structures = [canonical(s) for s in structures]
+    crystals = Crystals.from_structures(structures, dtype=dtype).to(device=device)
     with torch.no_grad():
-        R = encode_crystals(Crystals.from_structures(structures, dtype=dtype), rep)
-    return R.double().numpy()
+        R = encode_crystals(crystals, rep)
+    return R.double().cpu().numpy()
 
 
 def iter_batches(
@@ -127,10 +130,11 @@ def iter_batches(
     rep: Representation,
     batch_size: int = 32,
     dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
 ) -> Iterator[np.ndarray]:
     """Yield R (b, D) as float64 numpy, ``batch_size`` structures at a time."""
     for start in range(0, len(structures), batch_size):
-        yield encode_batch(structures[start : start + batch_size], rep, dtype)
+        yield encode_batch(structures[start : start + batch_size], rep, dtype, device)
 
 
 def encode_structures(
@@ -138,7 +142,8 @@ def encode_structures(
     rep: Representation,
     batch_size: int = 32,
     dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """R (n, D) float64 for a list of pymatgen Structures."""
-    parts = list(iter_batches(structures, rep, batch_size, dtype))
+    """R (n, D) float64 for a list of pymatgen Structures (EAD on ``device``)."""
+    parts = list(iter_batches(structures, rep, batch_size, dtype, device))
     return np.concatenate(parts) if parts else np.zeros((0, rep.layout.dim))
