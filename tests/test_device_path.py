@@ -10,13 +10,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tests.test_reconstruct import EAD, REP, crystals, targets_of
 
 from structrepdiff.cli.main import main
 from structrepdiff.features import FeatureSet, load_features, save_features
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import reconstruct_batch
 from structrepdiff.representation.encode import encode_structures
-from tests.test_reconstruct import EAD, REP, crystals, targets_of
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
@@ -33,8 +33,23 @@ def _reconstruct(tmp_path, name: str, *extra: str) -> list:
         save_features(FeatureSet(encode_structures(list(structs.values()), REP), list(structs),
                                  REP), npz)  # fmt: skip
     out = tmp_path / name
-    args = ["reconstruct", "--representations", str(npz), "--out", str(out), "--trials", "2",
-            "--hops", "1", "--steps", "60", "--templates", "none", "--no-progress", *extra]
+    args = [
+        "reconstruct",
+        "--representations",
+        str(npz),
+        "--out",
+        str(out),
+        "--trials",
+        "2",
+        "--hops",
+        "1",
+        "--steps",
+        "60",
+        "--templates",
+        "none",
+        "--no-progress",
+        *extra,
+    ]
     assert main(args) == 0
     return _rows(out), {p.name: p.read_text() for p in out.glob("*.cif")}
 
@@ -72,8 +87,8 @@ def test_a_device_this_build_lacks_is_one_clear_error(tmp_path, capsys, command)
     if command == "reconstruct":
         save_features(FeatureSet(encode_structures([crystals()["CsCl"]], REP), ["x"], REP),
                       tmp_path / "R.npz")  # fmt: skip
-    code = main([command, *args, "--out", str(tmp_path / "o.npz" if command == "featurize"
-                                               else tmp_path / "o"), "--device", "cuda"])  # fmt: skip
+    out = tmp_path / ("o.npz" if command == "featurize" else "o")
+    code = main([command, *args, "--out", str(out), "--device", "cuda"])
     err = capsys.readouterr().err
     assert code != 0 and "no usable CUDA" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "summary.csv").exists() and not (tmp_path / "o.npz").exists()

@@ -212,7 +212,13 @@ def featurize(cfg: FeaturizeConfig) -> FeaturizeSummary:
 
     resume = None if cfg.force else _resume(partial, rep, source)
     rows, ids, enc_skipped = encode_loaded(
-        loaded, rep, DTYPES[cfg.dtype], cfg.batch_size, cfg.progress, resume, checkpoint,
+        loaded,
+        rep,
+        DTYPES[cfg.dtype],
+        cfg.batch_size,
+        cfg.progress,
+        resume,
+        checkpoint,
         device=cfg.device,
     )
     R, skipped = stack_rows(rows, rep), loaded.skipped + enc_skipped

@@ -127,7 +127,7 @@ class _Descent:
 
     def __init__(self, pos: Tensor, s: _Set, ead: EADConfig, cfg: ReconstructConfig):
         self.s, self.ead, self.cfg = s, ead, cfg
-        self.ids = torch.arange(s.cell.shape[0], device=pos.device)  # positions of the working set in the input
+        self.ids = torch.arange(s.cell.shape[0], device=pos.device)  # working set -> input
         self.pos, self.m, self.v = pos.clone(), torch.zeros_like(pos), torch.zeros_like(pos)
         self._rebuild()
 
@@ -177,8 +177,9 @@ def descend(
 
     Returns the best positions seen (N, 3), their loss (B,) and the steps taken (B,).
     A crystal stops as soon as its loss is below ``cfg.threshold``, or (``cfg.patience`` > 0)
-    once its best loss has not fallen by a fraction ``cfg.plateau_tol`` in that many steps. ``on_step(step, ids,
-    loss)``, when given, sees every step's losses (B_active,) of the crystals ``ids`` of s.
+    once its best loss has not fallen by a fraction ``cfg.plateau_tol`` in that many steps.
+    ``on_step(step, ids, loss)``, when given, sees every step's losses (B_active,) of the
+    crystals ``ids`` of s.
     """
     B = s.cell.shape[0]
     best_loss = torch.full((B,), math.inf, dtype=pos0.dtype, device=pos0.device)
@@ -270,7 +271,11 @@ def _no_best(pos: Tensor, n_crystals: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _hop_loop(
-    sub: _Set, gens: list[torch.Generator], ead: EADConfig, cfg: ReconstructConfig, start: Tensor,
+    sub: _Set,
+    gens: list[torch.Generator],
+    ead: EADConfig,
+    cfg: ReconstructConfig,
+    start: Tensor,
     on_step=None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One trial for every crystal of ``sub`` from positions ``start`` (N, 3): a descent, then
@@ -287,8 +292,11 @@ def _hop_loop(
             act_gens = [g for g, a in zip(gens, active.tolist(), strict=True) if a]
             init = _hop(init, hs, act_gens, cfg)
         where = active.nonzero()[:, 0]
-        hook = None if on_step is None else (
-            lambda t, ids, loss, hop=hop, where=where: on_step(hop, t, where[ids], loss))
+        hook = (
+            None
+            if on_step is None
+            else (lambda t, ids, loss, hop=hop, where=where: on_step(hop, t, where[ids], loss))
+        )
         found = descend(init, hs, ead, cfg, hook)
         _keep_better((best_pos, best_loss, steps), sub.batch, where, found, hs.batch)
     return best_pos, best_loss, steps
@@ -363,8 +371,13 @@ def reconstruct_batch(
         ids = todo.nonzero()[:, 0]
         sub_gens = [gens[i] for i in ids.tolist()]
         given = [starts[i] for i in ids.tolist()] if starts else []
-        hook = None if on_step is None else (
-            lambda hop, t, i, loss, trial=trial, ids=ids: on_step(trial, hop, t, ids[i], loss))
+        hook = (
+            None
+            if on_step is None
+            else (
+                lambda hop, t, i, loss, trial=trial, ids=ids: on_step(trial, hop, t, ids[i], loss)
+            )
+        )
         found = _hop_loop(sub, sub_gens, ead, cfg, _trial_start(sub, sub_gens, given, trial),
                           hook)  # fmt: skip
         _keep_better((best_pos, best_loss, steps), s.batch, ids, found, sub.batch)

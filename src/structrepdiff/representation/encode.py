@@ -112,7 +112,9 @@ def encode_crystals(crystals: Crystals, rep: Representation) -> torch.Tensor:
 
 
 def encode_batch(
-    structures: Sequence, rep: Representation, dtype: torch.dtype = torch.float64,
+    structures: Sequence,
+    rep: Representation,
+    dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """R (b, D) float64 for one batch of pymatgen Structures (canonicalised first), with the
