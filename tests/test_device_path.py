@@ -117,9 +117,11 @@ def test_plateau_rule_stops_a_stuck_crystal_and_keeps_an_easy_one() -> None:
     hard = dataclasses.replace(  # twice rock salt's EAD: no arrangement reaches it
         hard, id="unreachable", ead_max=2 * hard.ead_max, ead_min=2 * hard.ead_min
     )
-    full = ReconstructConfig(trials=1, hops=1, steps=300, seed=1)
-    rule = dataclasses.replace(full, patience=50, plateau_tol=0.01)
+    full = ReconstructConfig(trials=1, hops=1, steps=300, seed=1, patience=0)
+    rule = dataclasses.replace(full, patience=50, plateau_tol=0.01, plateau_floor=0.03)
     (e0, h0), (e1, h1) = (reconstruct_batch([easy, hard], EAD, c) for c in (full, rule))
     assert h0.steps == 300 and 50 < h1.steps < 300  # stuck: stopped after the plateau
     assert h1.loss >= h0.loss and h1.loss < 1.1 * h0.loss  # and it had nearly got there
     assert e1.converged and e1.steps == e0.steps  # a converging crystal is not cut short
+    floor = dataclasses.replace(rule, plateau_floor=10.0)  # above the stuck loss: no stop
+    assert reconstruct_batch([hard], EAD, floor)[0].steps == 300

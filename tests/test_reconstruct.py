@@ -75,7 +75,7 @@ def test_converged_crystals_stop_and_unreachable_ones_use_the_budget() -> None:
     hard = dataclasses.replace(
         hard, id="unreachable", ead_max=2 * hard.ead_max, ead_min=2 * hard.ead_min
     )
-    cfg = ReconstructConfig(trials=2, hops=2, steps=60, seed=1)
+    cfg = ReconstructConfig(trials=2, hops=2, steps=60, seed=1, patience=0)
     o_easy, o_hard = reconstruct_batch([easy, hard], EAD, cfg)
     assert o_easy.converged and o_easy.steps < 60
     assert not o_hard.converged and o_hard.steps == 2 * 2 * 60

@@ -70,6 +70,13 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
         "data cannot be found) or 'none' (random starts)",
     )
     p.add_argument("--hop-size", type=float, default=D.hop_size, help="basin hop size in Å")
+    p.add_argument("--patience", type=int, default=D.patience,
+                   help="stop a hop whose best loss (above --plateau-floor) fell by less than "
+                   "--plateau-tol in this many steps; 0 runs every step")  # fmt: skip
+    p.add_argument("--plateau-tol", type=float, default=D.plateau_tol,
+                   help="relative improvement that counts as progress")  # fmt: skip
+    p.add_argument("--plateau-floor", type=float, default=D.plateau_floor,
+                   help="a crystal with a loss at or below this is never stopped early")
     p.add_argument("--dtype", choices=["float32", "float64"], default=D.dtype)
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
@@ -112,6 +119,9 @@ def reconstruct_config(args: argparse.Namespace, templates: bool) -> Reconstruct
         lr_start=args.lr[0],
         lr_end=args.lr[1],
         hop_size=args.hop_size,
+        patience=args.patience,
+        plateau_tol=args.plateau_tol,
+        plateau_floor=args.plateau_floor,
         dtype=args.dtype,
         seed=args.seed,
     )

@@ -21,8 +21,11 @@ class ReconstructConfig:
         d_min_weight: weight of the relative d_min error in the loss.
         overlap_weight: weight of the mean over atoms of max(0, t_d - nearest_i) / t_d, a
             hard-sphere term that pushes every too-close atom apart (0 at the true crystal).
-        patience, plateau_tol: a hop stops once its best loss has not fallen by a fraction
-            ``plateau_tol`` within ``patience`` steps (0: never; it runs all ``steps``).
+        patience, plateau_tol, plateau_floor: a hop stops once its best loss, still above
+            ``plateau_floor``, has not fallen by a fraction ``plateau_tol`` within
+            ``patience`` steps (0: never; it runs all ``steps``). Real crystals end near
+            ``threshold`` and are never stopped below the floor; generated vectors that no
+            crystal realises plateau far above it (BENCHMARKS.md, "Early stop by plateau").
         skin: neighbour-list skin in Å; the list is rebuilt when an atom moved skin/2.
         dtype: "float32" or "float64".
         seed: base seed; each crystal draws from its own generator seeded by (seed, id).
@@ -38,8 +41,9 @@ class ReconstructConfig:
     threshold: float = 1e-3
     d_min_weight: float = 0.1
     overlap_weight: float = 0.0
-    patience: int = 0
+    patience: int = 50
     plateau_tol: float = 0.01
+    plateau_floor: float = 0.03
     skin: float = 0.5
     dtype: str = "float32"
     seed: int = 0
@@ -54,8 +58,8 @@ class ReconstructConfig:
             raise ValueError("learning rates and skin must be positive, hop_size >= 0")
         if not self.threshold >= 0:
             raise ValueError(f"threshold must be >= 0 (a loss), got {self.threshold}")
-        if self.patience < 0 or not 0.0 <= self.plateau_tol < 1.0:
-            raise ValueError("patience must be >= 0 and plateau_tol in [0, 1)")
+        if self.patience < 0 or not 0.0 <= self.plateau_tol < 1.0 or self.plateau_floor < 0:
+            raise ValueError("patience and plateau_floor must be >= 0, plateau_tol in [0, 1)")
         if self.d_min_weight < 0 or self.overlap_weight < 0:
             raise ValueError("d_min_weight and overlap_weight must be >= 0")
         if self.dtype not in ("float32", "float64"):

@@ -177,7 +177,8 @@ def descend(
 
     Returns the best positions seen (N, 3), their loss (B,) and the steps taken (B,).
     A crystal stops as soon as its loss is below ``cfg.threshold``, or (``cfg.patience`` > 0)
-    once its best loss has not fallen by a fraction ``cfg.plateau_tol`` in that many steps.
+    once its best loss, above ``cfg.plateau_floor``, has not fallen by a fraction
+    ``cfg.plateau_tol`` in that many steps.
     ``on_step(step, ids, loss)``, when given, sees every step's losses (B_active,) of the
     crystals ``ids`` of s.
     """
@@ -201,7 +202,7 @@ def descend(
         if cfg.patience:
             moved = best_loss[ids] < ref_loss[ids] * (1 - cfg.plateau_tol)
             ref_loss[ids[moved]], ref_step[ids[moved]] = best_loss[ids[moved]], t
-            done |= t - ref_step[ids] >= cfg.patience
+            done |= (t - ref_step[ids] >= cfg.patience) & (best_loss[ids] > cfg.plateau_floor)
         if done.any():
             run.keep(~done)
             if not len(run.ids):
