@@ -28,9 +28,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def _generate(src: Path, model: Path, num: int, out: Path, scheduler: str | None) -> float:
     """Wall seconds of one `generate` run with the package at ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-c", "from structrepdiff.cli.main import main; raise SystemExit(main())",
-           "generate", "--model", str(model), "--num", str(num), "--out", str(out),
-           "--no-progress", "--force"] + (["--scheduler", scheduler] if scheduler else [])  # fmt: skip
+    run = "from structrepdiff.cli.main import main; raise SystemExit(main())"
+    cmd = [sys.executable, "-c", run, "generate", "--model", str(model), "--num", str(num),
+           "--out", str(out), "--no-progress", "--force"]  # fmt: skip
+    cmd += ["--scheduler", scheduler] if scheduler else []
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
