@@ -138,3 +138,39 @@ def test_neighbor_list_rejects_bad_input() -> None:
     good = Crystals.from_structures([random_skewed_structure(3, n=2)])
     with pytest.raises(ValueError, match="positive"):
         neighbor_list(good, 0.0)
+
+
+def test_the_batched_neighbour_pass_equals_the_per_crystal_pass_exactly():
+    """Both methods, and batched passes cut into several padded chunks, give the same pairs
+    in the same order, on crystals of mixed size and skew (one of them tiny and far-reaching)."""
+    import structrepdiff.geometry.neighbors as nb
+
+    structs = [random_skewed_structure(seed, n=2 + seed % 4) for seed in range(6)]
+    c = Crystals.from_structures(structs, dtype=torch.float64)
+    single = nb.neighbor_list(c, 5.0, method="per_crystal")
+    batched = nb.neighbor_list(c, 5.0, method="batched")
+    old, chunked = nb._MAX_CANDIDATES, []
+    try:  # 3000: three padded chunks of two; 600: a 5-atom crystal too large to pad alone
+        for bound in (3000, 600):
+            nb._MAX_CANDIDATES = bound
+            reach = nb._reach(c.cell, 5.0).tolist()
+            kinds = [k for *_, k in nb._chunks(c.n_atoms.tolist(), reach, True)]
+            assert len(kinds) >= 3 and (bound == 3000 or not all(kinds))
+            chunked.append(nb.neighbor_list(c, 5.0, method="batched"))
+    finally:
+        nb._MAX_CANDIDATES = old
+    assert len(single) > 100
+    for other in (batched, *chunked):
+        for a, b in ((other.i, single.i), (other.j, single.j), (other.shifts, single.shifts)):
+            assert torch.equal(a, b)
+
+
+def test_auto_batches_only_alike_crystals_on_a_cpu():
+    import structrepdiff.geometry.neighbors as nb
+
+    same = Crystals.from_structures([random_skewed_structure(1, n=3)] * 4)
+    mixed = Crystals.from_structures([random_skewed_structure(k, n=2 + k) for k in range(3)])
+    assert nb._alike(same.n_atoms.tolist(), nb._reach(same.cell.double(), 5.0))
+    assert not nb._alike(mixed.n_atoms.tolist(), nb._reach(mixed.cell.double(), 5.0))
+    with pytest.raises(ValueError, match="method"):
+        nb.neighbor_list(same, 5.0, method="fast")

@@ -176,7 +176,9 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
     """Uniqueness (among generated structures), novelty (against ``novelty_ref``), P1
     fraction and space-group histogram; adds ``unique`` / ``novel`` to each row."""
     structs = [p.structure for p in preds]
+    t0 = time.perf_counter()
     uni = uniqueness(structs)
+    seconds = {"uniqueness": round(time.perf_counter() - t0, 2)}
     for r, flag in zip(rows, first_of_class(uni["labels"]), strict=True):
         r["unique"] = flag
     out: dict[str, Any] = {
@@ -184,7 +186,9 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
         "n_unique": uni["n_unique"],
     }
     if novelty_ref is not None:
+        t0 = time.perf_counter()
         nov = novelty(structs, novelty_ref, workers=workers, progress=progress)
+        seconds["novelty"] = round(time.perf_counter() - t0, 2)
         for r, flag in zip(rows, nov["novel"], strict=True):
             r["novel"] = flag
         out.update(novelty_pct=round(100 * nov["novelty"], 4), n_novel=nov["n_novel"])
@@ -197,6 +201,7 @@ def symmetry_and_novelty(rows: list[dict], preds: list[Prediction], novelty_ref:
         n_spacegroup_analysed=len(numbers),
         spacegroup_histogram={str(k): v for k, v in sorted(hist.items())},
         spacegroup_reasons=count_reasons(r["spacegroup_reason"] for r in rows),
+        seconds=seconds,
     )
     return out
 
@@ -289,16 +294,25 @@ def score_generation(preds: list[Prediction], cfg: EvaluateConfig
         ref = reference_table(ref_preds, ref_path, cfg.cache_dir, cfg.workers, cfg.progress)
     t_ref = time.perf_counter()
     rows = evaluate_rows(preds, cfg.workers, cfg.progress, desc="generated")
+    t_rows = time.perf_counter()
     metrics = {**_header(cfg, len(ref["ids"]), ref_path),
                **generation_metrics(rows, ref, cfg.dataset, cfg.n_property, cfg.seed)}  # fmt: skip
+    t_dist = time.perf_counter()
     drawn = set(metrics["properties"].pop("indices"))
     for k, r in enumerate(rows):
         r["in_property_sample"] = k in drawn
     nov_split, nov_ref = _novelty_reference(cfg)
     metrics["novelty_split"] = nov_split
+    t_nov = time.perf_counter()
     metrics.update(symmetry_and_novelty(rows, preds, nov_ref, cfg.workers, cfg.progress))
+    # stages: reference table, per-crystal checks (validity, fingerprints, symmetry),
+    # distribution metrics (COV, EMD), novelty reference, then uniqueness and novelty
     metrics["seconds"] = {"reference": round(t_ref - t0, 1),
-                          "generated": round(time.perf_counter() - t_ref, 1)}  # fmt: skip
+                          "generated": round(time.perf_counter() - t_ref, 1),
+                          "per_crystal": round(t_rows - t_ref, 2),
+                          "distribution": round(t_dist - t_rows, 2),
+                          "novelty_reference": round(t_nov - t_dist, 2),
+                          **metrics.pop("seconds")}  # fmt: skip
     return metrics, rows
 
 

@@ -104,7 +104,7 @@ def _crystal_pairs(pos: Tensor, cell: Tensor, cutoff: float, self_interaction: b
 
 @torch.no_grad()
 def neighbor_list(
-    crystals: Crystals, cutoff: float, self_interaction: bool = False
+    crystals: Crystals, cutoff: float, self_interaction: bool = False, method: str = "auto"
 ) -> NeighborList:
     """All directed pairs (i, j, image) with |r_ij| < cutoff (as ASE), for every image in range.
 
@@ -114,24 +114,113 @@ def neighbor_list(
         crystals: the batch (any float dtype; pairs are found in float64).
         cutoff: radius in Å.
         self_interaction: keep the (i, i, 0) pair.
+        method: ``per_crystal`` (one pass per crystal, on the CPU), ``batched`` (padded
+            passes over many crystals at once, on the crystals' device) or ``auto``:
+            batched on a GPU, or where padding wastes little (crystals of equal size and
+            image reach, e.g. template starts of one target); both give the same pairs in
+            the same order (BENCHMARKS.md: batched is 2.6× faster on alike crystals and
+            up to 5× slower on mixed ones on a CPU).
     """
     if cutoff <= 0:
         raise ValueError(f"cutoff must be positive, got {cutoff}")
+    if method not in ("auto", "batched", "per_crystal"):
+        raise ValueError(f"method must be auto, batched or per_crystal, got {method!r}")
     counts = crystals.n_atoms.tolist()
-    pos_all = crystals.positions.detach().to("cpu", torch.float64)
-    cells = crystals.cell.detach().to("cpu", torch.float64)
-    out_i, out_j, out_s = [], [], []
-    offset = 0
-    for b, n in enumerate(counts):
-        i, j, s = _crystal_pairs(pos_all[offset : offset + n], cells[b], cutoff, self_interaction)
-        out_i.append(i + offset)
-        out_j.append(j + offset)
-        out_s.append(s)
-        offset += n
     device = crystals.positions.device
-    return NeighborList(
-        torch.cat(out_i).to(device), torch.cat(out_j).to(device), torch.cat(out_s).to(device)
-    )
+    cells = crystals.cell.detach().to(torch.float64)
+    reach = _reach(cells, cutoff) if counts else torch.zeros(0, 3, dtype=torch.long)
+    if method == "auto":
+        method = "batched" if device.type != "cpu" or _alike(counts, reach) else "per_crystal"
+    if method == "per_crystal":
+        pos_all, cells = crystals.positions.detach().to("cpu", torch.float64), cells.cpu()
+    else:
+        pos_all = crystals.positions.detach().to(torch.float64)
+    out_i, out_j, out_s = [], [], []
+    for b0, b1, offset, batched in _chunks(counts, reach.tolist(), method == "batched"):
+        if batched:
+            r = reach[b0:b1].amax(0).tolist()
+            i, j, s = _padded_pairs(pos_all, cells[b0:b1], counts[b0:b1], offset, r, cutoff,
+                                    self_interaction)  # fmt: skip
+        else:
+            n = counts[b0]
+            i, j, s = _crystal_pairs(pos_all[offset : offset + n], cells[b0], cutoff,
+                                     self_interaction)  # fmt: skip
+            i, j = i + offset, j + offset
+        out_i.append(i.to(device))
+        out_j.append(j.to(device))
+        out_s.append(s.to(device))
+    if not out_i:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return NeighborList(
+            empty, empty.clone(), torch.zeros(0, 3, dtype=torch.long, device=device)
+        )
+    return NeighborList(torch.cat(out_i), torch.cat(out_j), torch.cat(out_s))
+
+
+def _reach(cells: Tensor, cutoff: float) -> Tensor:
+    """(B, 3) image reach per axis, as `_shift_grid` computes it for one cell."""
+    inv, _ = torch.linalg.inv_ex(cells.cpu())  # a singular cell is refused later, by name
+    recip_len = torch.nan_to_num(inv.norm(dim=1), nan=0.0, posinf=0.0)  # |b_k| per crystal
+    return torch.floor(cutoff * recip_len + 0.5 + 1e-9).clamp(0, 10_000).long()
+
+
+def _alike(counts: list[int], reach: Tensor) -> bool:
+    """True when every crystal has the same atom count and image reach (no padding waste)."""
+    return len(counts) > 1 and len(set(counts)) == 1 and bool((reach == reach[0]).all())
+
+
+def _chunks(counts: list[int], reach: list[list[int]], batched: bool):
+    """(first, end, atom offset, batched) of consecutive crystal groups: with ``batched``, as
+    many crystals as fit `_MAX_CANDIDATES` padded candidates (a crystal too large on its own
+    gets its own row-chunked per-crystal pass); else one crystal each."""
+    b0, offset = 0, 0
+    while b0 < len(counts):
+        b1, m, r = b0, 0, [0, 0, 0]
+        while batched and b1 < len(counts):
+            m2, r2 = max(m, counts[b1]), [max(x, y) for x, y in zip(r, reach[b1], strict=True)]
+            if (b1 - b0 + 1) * m2 * m2 * math.prod(2 * k + 1 for k in r2) > _MAX_CANDIDATES:
+                break
+            b1, m, r = b1 + 1, m2, r2
+        end = max(b1, b0 + 1)
+        yield b0, end, offset, b1 > b0
+        offset += sum(counts[b0:end])
+        b0 = end
+
+
+def _padded_pairs(pos: Tensor, cells: Tensor, counts: list[int], offset: int,
+                  reach: list[int], cutoff: float,
+                  self_interaction: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Global (i, j, shift) of crystals ``counts`` (their atoms start at ``offset`` in pos
+    (N, 3)) in one padded pass over B × n_max² × images, on pos's device, in the order the
+    per-crystal pass gives (by i, then j, then image)."""
+    dev = pos.device
+    volume = torch.linalg.det(cells).abs().tolist()
+    for n, v in zip(counts, volume, strict=True):  # the per-crystal pass's refusals, first
+        if v < 1e-12:
+            raise ValueError("singular cell: lattice vectors are linearly dependent")
+        reason = pair_budget_reason(n, v, cutoff)
+        if reason is not None:
+            raise ValueError(reason)
+    axes = [torch.arange(-k, k + 1, dtype=torch.float64, device=dev) for k in reach]
+    grid = torch.cartesian_prod(*axes).reshape(-1, 3)  # (M, 3)
+    n_t = torch.tensor(counts, device=dev)
+    starts = torch.cumsum(n_t, 0) - n_t + offset
+    local = torch.arange(max(counts), device=dev)
+    valid = local[None, :] < n_t[:, None]  # (B, n_max)
+    index = (starts[:, None] + local[None, :]).clamp(max=pos.shape[0] - 1)
+    frac = torch.einsum("bnk,bkl->bnl", pos[index], torch.linalg.inv(cells))
+    dfrac = frac[:, None, :, :] - frac[:, :, None, :]  # (B, i, j, 3): f_j - f_i
+    wrap = torch.round(dfrac)
+    base = torch.einsum("bijk,bkl->bijl", dfrac - wrap, cells)
+    vec = base[:, :, :, None, :] + torch.einsum("mk,bkl->bml", grid, cells)[:, None, None]
+    keep = (vec * vec).sum(-1) < cutoff * cutoff  # (B, i, j, M)
+    keep &= (valid[:, :, None] & valid[:, None, :])[..., None]
+    bb, ii, jj, mm = keep.nonzero(as_tuple=True)
+    shift = grid[mm] - wrap[bb, ii, jj]
+    if not self_interaction:
+        not_self = (ii != jj) | shift.abs().sum(-1).bool()
+        bb, ii, jj, shift = bb[not_self], ii[not_self], jj[not_self], shift[not_self]
+    return ii + starts[bb], jj + starts[bb], shift.round().long()
 
 
 def pair_vectors(crystals: Crystals, nl: NeighborList, index: slice | None = None) -> Tensor:
