@@ -75,8 +75,12 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
                    "--plateau-tol in this many steps; 0 runs every step")  # fmt: skip
     p.add_argument("--plateau-tol", type=float, default=D.plateau_tol,
                    help="relative improvement that counts as progress")  # fmt: skip
-    p.add_argument("--plateau-floor", type=float, default=D.plateau_floor,
-                   help="a crystal with a loss at or below this is never stopped early")
+    p.add_argument(
+        "--plateau-floor",
+        type=float,
+        default=D.plateau_floor,
+        help="a crystal with a loss at or below this is never stopped early",
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default=D.dtype)
     p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--batch-size", type=int, default=8, help="crystals optimised together")
