@@ -22,7 +22,10 @@ from structrepdiff.descriptor.config import EADConfig
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.geometry.neighbors import NeighborList, neighbor_list, pair_vectors
 
-DEFAULT_CHUNK_ELEMENTS = 1 << 20  # padded (atoms × pairs × radial) elements per chunk
+DEFAULT_CHUNK_ELEMENTS = 1 << 20  # padded (atoms × pairs × radial) elements per chunk, CPU
+# On a GPU memory is plentiful and every chunk costs ~100 kernel launches: 64× larger chunks
+# keep a batch of ~1,000 crystals in one or two chunks (≈ 0.25 GiB per float32 block).
+GPU_CHUNK_ELEMENTS = 1 << 26
 
 
 @lru_cache(maxsize=4)
@@ -162,7 +165,7 @@ def compute_ead(
     crystals: Crystals,
     cfg: EADConfig,
     nl: NeighborList | None = None,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    chunk_elements: int | None = None,
 ) -> AtomDescriptors:
     """Per-atom EAD of a batch: (N, (L+1)·|η|·|Rs|), order l-major, then η, then Rs.
 
@@ -170,8 +173,12 @@ def compute_ead(
         crystals: batch in float32 or float64; gradients flow to positions and cell.
         cfg: descriptor settings.
         nl: precomputed neighbour list with cutoff >= cfg.cutoff (built here if None).
-        chunk_elements: memory budget per chunk, in padded tensor elements.
+        chunk_elements: memory budget per chunk, in padded tensor elements (default
+            `DEFAULT_CHUNK_ELEMENTS` on a CPU, `GPU_CHUNK_ELEMENTS` elsewhere).
     """
+    if chunk_elements is None:
+        on_cpu = crystals.positions.device.type == "cpu"
+        chunk_elements = DEFAULT_CHUNK_ELEMENTS if on_cpu else GPU_CHUNK_ELEMENTS
     if nl is None:
         nl = neighbor_list(crystals, cfg.cutoff)
     n = crystals.positions.shape[0]

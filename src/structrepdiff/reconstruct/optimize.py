@@ -322,13 +322,15 @@ def rank_starts(
     ead: EADConfig,
     cfg: ReconstructConfig,
     keep: int,
-    chunk: int = 64,
+    chunk: int | None = None,
     device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
     """The ``keep`` fractional starts (n, 3) with the lowest loss against ``target``, best
-    first (ties keep their given order); the losses are computed on ``device``."""
+    first (ties keep their given order); the losses are computed on ``device``, ``chunk``
+    starts at a time (default 64 on a CPU, 256 elsewhere: one pass for the usual budget)."""
     if not starts:
         return []
+    chunk = chunk or (64 if torch.device(device).type == "cpu" else 256)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     losses = []
     for c0 in range(0, len(starts), chunk):
