@@ -43,6 +43,11 @@ def open_client(spec: str | None) -> Iterator[Any]:
         yield None
         return
     distributed = _require()
+    import logging
+
+    # Dask's scheduler and nannies log every start, cancel and close at INFO, and attach
+    # harmless shutdown tracebacks to some of those records: keep warnings and errors only.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = None
     if spec.startswith("local:"):
         n = spec.split(":", 1)[1]
@@ -101,7 +106,8 @@ def _completed(futures: list) -> Iterator[tuple[int, list]]:
             yield fut.result()
     finally:
         for f in futures:
-            f.cancel()
+            if not f.done():
+                f.cancel()
 
 
 def map_chunks(client, fn: Callable[[list], list], chunks: Iterable[list]) -> Iterator[list]:
