@@ -95,7 +95,8 @@ def main() -> None:
                                    **{k: round(v / n, 4) for k, v in SECONDS.items()},
                                    "adam_and_rest": round(rest / n, 4)},
            "config": "TEMPLATE_BUDGET (plateau stop as configured), templates from val, batch 8",
-           "machine": "2 vCPU, 1 thread", "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+           "machine": "2 vCPU, 1 thread",
+           "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
     print(json.dumps(row), flush=True)
     with open(a.out, "a") as fh:
         fh.write(json.dumps(row) + "\n")
