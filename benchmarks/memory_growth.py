@@ -1,6 +1,7 @@
-"""Memory of reconstruction against atom count and R_c (issue #16, deliverable 5): the peak
-resident memory that one batch of 8 crystals adds while it takes ``--steps`` Adam steps
-(forward + backward, float32, the default batch), measured in a fresh process per setting
+"""Memory and time of reconstruction against atom count and R_c (issue #16, deliverable 5):
+the peak resident memory that one batch of 8 crystals adds while it takes ``--steps`` Adam
+steps (forward + backward, float32, the default batch), and its ms per crystal-step (the
+steps include neighbour-list rebuilds), measured in a fresh process per setting
 (Linux: the high-water mark is reset through /proc/self/clear_refs just before the descent).
 Crystals: seeded MP-20 test crystals in atom-count bins. Settings: the `small` preset's
 Gaussians with R_c = 6 (the preset), 10, 15 and 20 Å, and the `paper` preset (R_c = 20 Å,
@@ -15,6 +16,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,11 +67,14 @@ def child(setting: str, lo: int, hi: int, steps: int, seed: int) -> dict:
     cfg = ReconstructConfig(trials=1, hops=1, steps=steps, threshold=0.0, patience=0)
     before = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    t0 = time.perf_counter()
     reconstruct_batch(targets, ead, cfg)
+    seconds = time.perf_counter() - t0
     peak = _status_kb("VmHWM")
     return {"setting": setting, "cutoff": ead.cutoff, "gaussians": len(ead.rs) * len(ead.etas),
             "atoms": f"{lo}-{hi}", "batch_atoms": int(sizes[idx].sum()),
-            "pairs_listed": pairs, "peak_extra_mb": round((peak - before) / 1024, 1)}  # fmt: skip
+            "pairs_listed": pairs, "peak_extra_mb": round((peak - before) / 1024, 1),
+            "ms_per_crystal_step": round(1000 * seconds / (8 * steps), 2)}  # fmt: skip
 
 
 def main() -> None:
