@@ -97,7 +97,10 @@ def test_a_killed_worker_loses_no_crystal(tmp_path, vectors, client):
     _same_crystals(serial, spread)  # every crystal once, identical to the serial run
 
 
-def test_cli_scheduler_option_matches_serial(tmp_path, vectors):
+def test_cli_scheduler_option_matches_serial(tmp_path, vectors, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
     args = [
         "reconstruct",
         "--representations",
@@ -117,6 +120,9 @@ def test_cli_scheduler_option_matches_serial(tmp_path, vectors):
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--scheduler", "local:1"]) == 0
     _same_crystals(tmp_path / "a", tmp_path / "b")
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")
+               and r.levelno < logging.WARNING]  # fmt: skip
+    assert not chatter, chatter[:3]  # Dask's start / cancel / close INFO lines stay quiet
 
 
 def test_a_bad_scheduler_spec_is_one_line(tmp_path, vectors, capsys):

@@ -122,7 +122,8 @@ class Model:
     def reconstruct(self, R: np.ndarray, ids: Sequence[str] | None = None, seed: int = 0,
                     config: ReconstructConfig | None = None, batch_size: int = 8,
                     progress: bool = False) -> list[Crystal]:  # fmt: skip
-        """Crystals for the rows of ``R`` (n, D), in order; ids default to sample_000000, …"""
+        """Crystals for the rows of ``R`` (n, D), in order; ids default to sample_000000, …
+        Runs on the model's device (`load_model`'s ``device``)."""
         R = np.atleast_2d(np.asarray(R, dtype=float))
         ids = dedupe_ids(list(ids) if ids is not None else _sample_ids(len(R)))
         cfg = replace(config or self.reconstruct_config, seed=seed)
@@ -134,7 +135,8 @@ class Model:
             else:
                 todo.append(t)
         for o, _ in reconstruct_targets(todo, self.loaded.rep.ead, cfg, self.templates,
-                                        batch_size, progress):  # fmt: skip
+                                        batch_size, progress,
+                                        device=self.loaded.device):  # fmt: skip
             out[o.id if isinstance(o, Outcome) else o[0]] = _crystal(o)
         return [out[i] for i in ids]
 
@@ -199,13 +201,15 @@ def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
 
 def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: str = "small",
               ids: Sequence[str] | None = None, dtype: str = "float64",
-              batch_size: int = 16, progress: bool = False):  # fmt: skip
+              batch_size: int = 16, progress: bool = False, device: str = "cpu"):  # fmt: skip
     """R vectors of in-memory structures with ``dataset``'s vocabulary and N_max: a
     `FeatureSet` (``R`` (n, D) in raw units, ``ids``, ``skipped`` with reasons, ``rep``).
-    Structures that fail the checks of `featurize` files are skipped with a reason."""
+    Structures that fail the checks of `featurize` files are skipped with a reason; the EAD
+    is computed on ``device``."""
     from structrepdiff.data.io import check_structures
     from structrepdiff.data.registry import get_dataset
     from structrepdiff.descriptor.config import get_preset
+    from structrepdiff.device import check_device
     from structrepdiff.features import FeatureSet
     from structrepdiff.pipeline.featurize import DTYPES, encode_loaded, stack_rows
     from structrepdiff.representation.encode import Representation
@@ -216,7 +220,8 @@ def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: s
     loaded = check_structures(list(structures), ids, info.atomic_numbers, info.n_max)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    rows, done, skipped = encode_loaded(loaded, rep, DTYPES[dtype], batch_size, progress)
+    rows, done, skipped = encode_loaded(loaded, rep, DTYPES[dtype], batch_size, progress,
+                                        device=check_device(device))  # fmt: skip
     R = stack_rows(rows, rep)
     source = {"in_memory": len(structures), "dataset": dataset, "preset": preset}
     return FeatureSet(R, done, rep, loaded.skipped + skipped, source)
