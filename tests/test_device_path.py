@@ -125,3 +125,20 @@ def test_plateau_rule_stops_a_stuck_crystal_and_keeps_an_easy_one() -> None:
     assert e1.converged and e1.steps == e0.steps  # a converging crystal is not cut short
     floor = dataclasses.replace(rule, plateau_floor=10.0)  # above the stuck loss: no stop
     assert reconstruct_batch([hard], EAD, floor)[0].steps == 300
+
+
+def test_the_gpu_code_path_run_on_the_cpu_gives_the_same_crystals(monkeypatch) -> None:
+    """A GPU runs the batched neighbour list and the large EAD chunks; the same code on this
+    CPU must reconstruct the same crystals (to float32 rounding) as the CPU defaults."""
+    import structrepdiff.descriptor.ead as ead
+    import structrepdiff.geometry.neighbors as nb
+
+    t = targets_of(crystals())
+    cfg = ReconstructConfig(trials=2, hops=1, steps=200, seed=0)
+    cpu = reconstruct_batch(t, EAD, cfg)
+    monkeypatch.setattr(nb, "_alike", lambda counts, reach: True)
+    monkeypatch.setattr(ead, "DEFAULT_CHUNK_ELEMENTS", ead.GPU_CHUNK_ELEMENTS)
+    gpu_like = reconstruct_batch(t, EAD, cfg)
+    for a, b in zip(cpu, gpu_like, strict=True):
+        assert a.converged and b.converged, (a.id, a.loss, b.loss)
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-3)
