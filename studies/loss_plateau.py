@@ -35,7 +35,7 @@ from structrepdiff.representation.decode import decode
 
 PATIENCE = (20, 50, 75, 100, 150)
 TOLS = (0.001, 0.01, 0.03)
-FLOORS = (0.0, 0.003, 0.01, 0.03)  # the rule applies only while the best loss is above this
+FLOORS = (0.0, 0.003, 0.01, 0.03, 0.1)  # the rule applies only while the best loss is above this
 
 
 def traces(targets, rep, templates, batch: int = 8) -> dict[tuple[int, int], list[float]]:

@@ -43,7 +43,7 @@ class ReconstructConfig:
     overlap_weight: float = 0.0
     patience: int = 50
     plateau_tol: float = 0.01
-    plateau_floor: float = 0.03
+    plateau_floor: float = 0.1
     skin: float = 0.5
     dtype: str = "float32"
     seed: int = 0
