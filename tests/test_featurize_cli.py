@@ -266,11 +266,11 @@ def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, m
     real = fz.encode_batch
     calls: list[int] = []
 
-    def crash_on_third(structures, rep, dtype):
+    def crash_on_third(structures, rep, dtype, device="cpu"):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(len(structures))
-        return real(structures, rep, dtype)
+        return real(structures, rep, dtype, device)
 
     monkeypatch.setattr(fz, "CHECKPOINT_SECONDS", -1.0)  # checkpoint after every batch
     monkeypatch.setattr(fz, "encode_batch", crash_on_third)
@@ -280,7 +280,8 @@ def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, m
     assert len(load_features(partial).ids) == 2
 
     calls.clear()
-    monkeypatch.setattr(fz, "encode_batch", lambda s, r, d: calls.append(len(s)) or real(s, r, d))
+    monkeypatch.setattr(fz, "encode_batch",
+                        lambda s, r, d, dev="cpu": calls.append(len(s)) or real(s, r, d, dev))  # fmt: skip
     assert main(args) == 0
     assert calls == [1]  # only the third crystal was encoded again
     assert not partial.exists()
