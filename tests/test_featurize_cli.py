@@ -280,8 +280,12 @@ def test_interrupted_featurize_resumes_without_redoing_rows(cif_dir, tmp_path, m
     assert len(load_features(partial).ids) == 2
 
     calls.clear()
-    monkeypatch.setattr(fz, "encode_batch",
-                        lambda s, r, d, dev="cpu": calls.append(len(s)) or real(s, r, d, dev))  # fmt: skip
+
+    def count(s, r, d, dev="cpu"):
+        calls.append(len(s))
+        return real(s, r, d, dev)
+
+    monkeypatch.setattr(fz, "encode_batch", count)
     assert main(args) == 0
     assert calls == [1]  # only the third crystal was encoded again
     assert not partial.exists()
