@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
     from structrepdiff.features import load_features
 
     src = load_features(args.representations).source
-    templates = resolve_templates(args, src.get("dataset") or src.get("elements_from"))
+    # a `sample` file names the model's training split; a featurized split is never used
+    templates = resolve_templates(args, src.get("dataset") or src.get("elements_from"),
+                                  src.get("training_split"))  # fmt: skip
     config = reconstruct_config(args, templates is not None)
     job = ReconstructJob(
         args.representations,

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from structrepdiff.diffusion.denoisers import guided
 from structrepdiff.features import FeatureSet, save_features
-from structrepdiff.pipeline.checkpoint import LoadedModel
+from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -190,5 +190,7 @@ def sample(cfg: SampleConfig) -> Path:
               "formulas": list(cfg.formulas), "guidance": cfg.guidance,
               "composition_from": None if cfg.composition_from is None
               else str(cfg.composition_from)}  # fmt: skip
+    trained = training_source(model.ckpt)  # lets `reconstruct --templates auto` find the
+    source.update(dataset=trained.get("dataset"), training_split=trained.get("split"))  # data
     save_features(FeatureSet(R, ids, model.rep, [], source), cfg.out, force=cfg.force)
     return Path(cfg.out)
