@@ -22,8 +22,8 @@ import structrepdiff
 import structrepdiff.geometry.neighbors as nb
 from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
-from structrepdiff.reconstruct.run import _load_templates, targets_from, template_starts
-from structrepdiff.reconstruct.templates import auto_templates
+from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
 from structrepdiff.representation.decode import decode
 
 
@@ -52,7 +52,7 @@ def main() -> None:
         ids, structures = seeded_subset(load_split(ds, "test"), a.n, 0)
         fs = structrepdiff.featurize(structures, dataset=ds, ids=ids)
         targets = [t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep))]
-        templates = _load_templates(auto_templates(ds)[0])
+        templates = TemplateSet.load(auto_templates(ds)[0])
         sec = {True: [], False: []}
         same = True
         for _ in range(a.repeats):

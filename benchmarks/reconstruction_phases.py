@@ -26,8 +26,8 @@ from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
-from structrepdiff.reconstruct.run import _load_templates, targets_from, template_starts
-from structrepdiff.reconstruct.templates import auto_templates
+from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
 from structrepdiff.representation.decode import decode
 
 SECONDS: dict[str, float] = defaultdict(float)
@@ -72,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(1)
     a.work.mkdir(parents=True, exist_ok=True)
     targets, rep = vectors(a.dataset, a.kind, a.num, a.work)
-    templates = _load_templates(auto_templates(a.dataset)[0])
+    templates = TemplateSet.load(auto_templates(a.dataset)[0])
     opt.neighbor_list = timer("neighbour_list", opt.neighbor_list)
     opt.descriptor_loss = timer("loss_forward", opt.descriptor_loss)
     torch.autograd.grad = timer("loss_backward", torch.autograd.grad)

@@ -14,6 +14,7 @@ float32 summation order). Writes ``--out/<dataset>.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 from collections import defaultdict
@@ -29,8 +30,8 @@ from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
 from structrepdiff.reconstruct.optimize import reconstruct_batch
-from structrepdiff.reconstruct.run import _load_templates, targets_from, template_starts
-from structrepdiff.reconstruct.templates import auto_templates
+from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
 from structrepdiff.representation.decode import decode
 
 PATIENCE = (20, 50, 75, 100, 150)
@@ -39,9 +40,10 @@ FLOORS = (0.0, 0.003, 0.01, 0.03, 0.1)  # the rule applies only while the best l
 
 
 def traces(targets, rep, templates, batch: int = 8) -> dict[tuple[int, int], list[float]]:
-    """(target index, trial) -> the loss after each step of that trial's descent."""
+    """(target index, trial) -> the loss after each step of that trial's descent, with the
+    library's own plateau stop off (the full budget)."""
     out: dict[tuple[int, int], list[float]] = defaultdict(list)
-    cfg = TEMPLATE_BUDGET
+    cfg = dataclasses.replace(TEMPLATE_BUDGET, patience=0)  # every step: the rules are replayed
     for k in range(0, len(targets), batch):
         part = targets[k : k + batch]
         starts = template_starts(part, templates, rep.ead, cfg)
@@ -127,7 +129,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     a.work.mkdir(parents=True, exist_ok=True)
-    templates = _load_templates(auto_templates(a.dataset)[0])
+    templates = TemplateSet.load(auto_templates(a.dataset)[0])
     result = {"dataset": a.dataset, "config": "TEMPLATE_BUDGET, templates from val, batch 8",
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "seed": a.seed}  # fmt: skip
     for kind, (targets, rep) in (
