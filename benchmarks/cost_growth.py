@@ -21,9 +21,8 @@ import torch
 import structrepdiff
 from structrepdiff.data.io import load_split
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
-from structrepdiff.reconstruct.run import reconstruct_targets, targets_from
+from structrepdiff.reconstruct.run import decodable_targets, reconstruct_targets
 from structrepdiff.reconstruct.templates import auto_templates
-from structrepdiff.representation.decode import decode
 
 BINS = ((2, 4), (5, 8), (9, 12), (13, 16), (17, 20))
 
@@ -39,7 +38,7 @@ def reconstruction_by_size(per_bin: int, seed: int) -> list[dict]:
                                 replace=False))  # fmt: skip
         fs = structrepdiff.featurize([loaded.structures[k] for k in idx], dataset="mp_20",
                                      ids=[loaded.ids[k] for k in idx])  # fmt: skip
-        todo = [t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep))]
+        todo = decodable_targets(fs)
         t0 = time.perf_counter()
         out = list(reconstruct_targets(todo, fs.rep.ead, TEMPLATE_BUDGET, templates, per_bin))
         sec = time.perf_counter() - t0

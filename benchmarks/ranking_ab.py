@@ -22,9 +22,8 @@ import structrepdiff
 import structrepdiff.geometry.neighbors as nb
 from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
-from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.run import decodable_targets, template_starts
 from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
-from structrepdiff.representation.decode import decode
 
 
 def timed(targets, templates, ead, per_crystal: bool):
@@ -51,7 +50,7 @@ def main() -> None:
     for ds in a.datasets:
         ids, structures = seeded_subset(load_split(ds, "test"), a.n, 0)
         fs = structrepdiff.featurize(structures, dataset=ds, ids=ids)
-        targets = [t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep))]
+        targets = decodable_targets(fs)
         templates = TemplateSet.load(auto_templates(ds)[0])
         sec = {True: [], False: []}
         same = True

@@ -26,9 +26,8 @@ from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
-from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.run import decodable_targets, template_starts
 from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
-from structrepdiff.representation.decode import decode
 
 SECONDS: dict[str, float] = defaultdict(float)
 
@@ -54,9 +53,7 @@ def vectors(dataset: str, kind: str, num: int, work: Path):
     else:
         ids, structures = seeded_subset(load_split(dataset, "test"), num, 0)
         fs = structrepdiff.featurize(structures, dataset=dataset, ids=ids)
-    return [
-        t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep)) if not isinstance(t, str)
-    ], fs.rep
+    return decodable_targets(fs), fs.rep
 
 
 def main() -> None:

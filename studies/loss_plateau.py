@@ -30,9 +30,8 @@ from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
 from structrepdiff.reconstruct.optimize import reconstruct_batch
-from structrepdiff.reconstruct.run import targets_from, template_starts
+from structrepdiff.reconstruct.run import decodable_targets, template_starts
 from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
-from structrepdiff.representation.decode import decode
 
 PATIENCE = (20, 50, 75, 100, 150)
 TOLS = (0.001, 0.01, 0.03)
@@ -105,17 +104,13 @@ def generated_targets(dataset: str, n: int, work: Path):
         sample(SampleConfig(model=Path(f"models/{dataset}.pt"), out=path, num=n,
                             progress=False, force=True))  # fmt: skip
     fs = load_features(path)
-    return [
-        t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep)) if not isinstance(t, str)
-    ], fs.rep
+    return decodable_targets(fs), fs.rep
 
 
 def real_targets(dataset: str, n: int, seed: int):
     ids, structures = seeded_subset(load_split(dataset, "test"), n, seed)
     fs = structrepdiff.featurize(structures, dataset=dataset, ids=ids)
-    return [
-        t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep)) if not isinstance(t, str)
-    ], fs.rep
+    return decodable_targets(fs), fs.rep
 
 
 def main() -> None:

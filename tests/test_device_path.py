@@ -4,16 +4,15 @@ Also the plateau early stop of the descent."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
-from tests.test_reconstruct import EAD, REP, crystals, targets_of
+from tests.test_reconstruct import EAD, REP, _feature_file, _summary, crystals, targets_of
 
 from structrepdiff.cli.main import main
-from structrepdiff.features import FeatureSet, load_features, save_features
+from structrepdiff.features import load_features
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import reconstruct_batch
 from structrepdiff.representation.encode import encode_structures
@@ -22,16 +21,14 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device 
 
 
 def _rows(out) -> list[tuple[str, str, str, str]]:
-    with open(out / "summary.csv", newline="") as fh:
-        return [(r["id"], r["status"], r["loss"], r["steps"]) for r in csv.DictReader(fh)]
+    return [(r["id"], r["status"], r["loss"], r["steps"]) for r in _summary(out)]
 
 
 def _reconstruct(tmp_path, name: str, *extra: str) -> list:
     structs = crystals()
     npz = tmp_path / "R.npz"
     if not npz.exists():
-        save_features(FeatureSet(encode_structures(list(structs.values()), REP), list(structs),
-                                 REP), npz)  # fmt: skip
+        _feature_file(tmp_path, encode_structures(list(structs.values()), REP), list(structs))
     out = tmp_path / name
     args = [
         "reconstruct",
@@ -85,8 +82,7 @@ def test_a_device_this_build_lacks_is_one_clear_error(tmp_path, capsys, command)
             "featurize": ["--dataset", "perov_5", "--split", "test"],
             "relax": ["--pred", str(tmp_path)]}[command]  # fmt: skip
     if command == "reconstruct":
-        save_features(FeatureSet(encode_structures([crystals()["CsCl"]], REP), ["x"], REP),
-                      tmp_path / "R.npz")  # fmt: skip
+        _feature_file(tmp_path, encode_structures([crystals()["CsCl"]], REP), ["x"])
     out = tmp_path / ("o.npz" if command == "featurize" else "o")
     code = main([command, *args, "--out", str(out), "--device", "cuda"])
     err = capsys.readouterr().err

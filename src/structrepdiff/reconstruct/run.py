@@ -231,6 +231,12 @@ def targets_from(ids: list[str], decoded: list) -> Iterator[tuple[str, Target | 
                     else d.reason)  # fmt: skip
 
 
+def decodable_targets(fs) -> list[Target]:
+    """The Targets of a FeatureSet's rows that decode (the others are dropped; `targets_from`
+    gives their reasons), in row order."""
+    return [t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep)) if not isinstance(t, str)]
+
+
 def _load_templates(templates: TemplateSet | Path | str | None) -> TemplateSet | None:
     if templates is None or isinstance(templates, TemplateSet):
         return templates
