@@ -59,7 +59,7 @@ class ReconstructConfig:
         if not self.threshold >= 0:
             raise ValueError(f"threshold must be >= 0 (a loss), got {self.threshold}")
         if self.patience < 0 or not 0.0 <= self.plateau_tol < 1.0 or self.plateau_floor < 0:
-            raise ValueError("patience and plateau_floor must be >= 0, plateau_tol in [0, 1)")
+            raise ValueError("`patience` and `plateau_floor` must be >= 0, `plateau_tol` in [0, 1)")
         if self.d_min_weight < 0 or self.overlap_weight < 0:
             raise ValueError("d_min_weight and overlap_weight must be >= 0")
         if self.dtype not in ("float32", "float64"):
