@@ -1,0 +1,58 @@
+"""Adapter to pyxtal: the group, Wyckoff pattern and free parameters of a crystal."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from structrepdiff.symmetry.groups import group_orbits
+
+
+@dataclass(frozen=True)
+class WyckoffCrystal:
+    """A crystal written on Wyckoff parameters in pyxtal's standard setting of its group.
+
+    Attributes:
+        sg: space group number.
+        pattern: ((Z, letter), ...) one entry per orbit.
+        xyz: (O, 3) free vector of each orbit (conventional fractional).
+        lattice: (6,) conventional a, b, c Å, α, β, γ deg.
+    """
+
+    sg: int
+    pattern: tuple[tuple[int, str], ...]
+    xyz: np.ndarray
+    lattice: np.ndarray
+
+
+def _free_vector(sg: int, letter: str, position: np.ndarray) -> np.ndarray:
+    """p with site 0 of the orbit at ``position`` (modulo lattice vectors)."""
+    orb = group_orbits(sg)[letter]
+    p, *_ = np.linalg.lstsq(orb.rot[0], np.asarray(position, float) - orb.trans[0], rcond=None)
+    return p
+
+
+def describe(structure, tol: float = 0.01) -> WyckoffCrystal | str:
+    """The crystal on Wyckoff parameters (pyxtal ``from_seed`` at ``tol`` Å), or the reason it
+    could not be described."""
+    from pyxtal import pyxtal
+
+    c = pyxtal()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c.from_seed(structure, tol=tol)
+    except Exception as exc:  # pyxtal raises many kinds; one reason line per crystal
+        return f"pyxtal could not find the symmetry: {type(exc).__name__}: {exc}"
+    sg = int(c.group.number)
+    from pyxtal.symmetry import Group
+
+    if c.group.hall_number != Group(sg).hall_number:
+        return f"pyxtal chose a non-standard setting of group {sg}"
+    from pymatgen.core import Element
+
+    pattern = tuple((Element(site.specie).Z, site.wp.letter) for site in c.atom_sites)
+    xyz = np.array([_free_vector(sg, s.wp.letter, s.position) for s in c.atom_sites])
+    return WyckoffCrystal(sg, pattern, xyz, np.array(c.lattice.get_para(degree=True)))
