@@ -38,11 +38,16 @@ from structrepdiff.pipeline.checkpoint import training_source
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import outcome_structure, reconstruct_targets, targets_from
-from structrepdiff.reconstruct.symmetric import SymmetricConfig, SymTarget, reconstruct_symmetric
+from structrepdiff.reconstruct.symmetric import (
+    SymmetricConfig,
+    SymTarget,
+    SymTemplates,
+    reconstruct_symmetric,
+)
 from structrepdiff.reconstruct.templates import auto_templates
 from structrepdiff.representation.condition import condition_mask
 from structrepdiff.representation.decode import decode
-from structrepdiff.symmetry.analyze import describe
+from structrepdiff.symmetry.analyze import WyckoffCrystal, describe
 
 ROWS = ("own", "model", "noise0.03", "noise0.01")
 
@@ -74,13 +79,33 @@ def score(o, true, matcher) -> dict:
             "lattice_loss": getattr(o, "lattice_loss", None)}  # fmt: skip
 
 
-def run_method(method: str, targets, sym, ead, templates, batch: int, cfg: SymmetricConfig):
+def sym_templates(dataset: str, work: Path) -> SymTemplates:
+    """The val split on Wyckoff parameters (cached in ``work``) as symmetric templates."""
+    path = work / f"{dataset}_val_wyckoff.json"
+    if not path.exists():
+        loaded = load_split(dataset, "val")
+        rows = []
+        for s in loaded.structures:
+            w = describe(s)
+            if not isinstance(w, str):
+                rows.append({"numbers": [int(z) for z in s.atomic_numbers], **w.to_dict()})
+        work.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))
+    rows = json.loads(path.read_text())
+    return SymTemplates((np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows)
+
+
+def run_method(method: str, targets, sym, ead, templates, batch: int, cfg: SymmetricConfig,
+               sym_tpl: SymTemplates | None = None):  # fmt: skip
     """Yield (outcome, seconds per crystal) in batches of ``batch``."""
     for k in range(0, len(targets), batch):
         part = targets[k : k + batch]
         t0 = time.perf_counter()
         if method == "symmetric":
             outs = reconstruct_symmetric([sym[t.id] for t in part], ead, cfg)
+        elif method == "symmetric_tpl":
+            sts = [sym[t.id] for t in part]
+            outs = reconstruct_symmetric(sts, ead, cfg, [sym_tpl.starts(st) for st in sts])
         else:
             outs = [o for o, _ in reconstruct_targets(part, ead, TEMPLATE_BUDGET, templates,
                                                       batch_size=batch)]  # fmt: skip
@@ -144,6 +169,8 @@ def main() -> None:
         }
     matcher = reconstruction_matcher()
     cfg = SymmetricConfig(lattice_weight=a.lattice_weight, random_starts=a.random_starts)
+    sym_tpl = (sym_templates(a.dataset, Path("runs/symmetric_oracle"))
+               if "symmetric_tpl" in a.methods else None)  # fmt: skip
     with open(path, "a") as fh:
         for row in a.rows.split(","):
             R = target_vectors(row, fs.R, formulas, model, a.seed)
@@ -153,7 +180,8 @@ def main() -> None:
             for method in a.methods.split(","):
                 todo = [t for t in tg if (row, method, t.id) not in done
                         and (method == "free" or t.id in sym)]  # fmt: skip
-                for o, per in run_method(method, todo, sym, fs.rep.ead, templates, a.batch, cfg):
+                for o, per in run_method(method, todo, sym, fs.rep.ead, templates, a.batch, cfg,
+                                         sym_tpl):  # fmt: skip
                     rid = o.id if isinstance(o, Outcome) else o[0]
                     rec = {"row": row, "method": method, "id": rid, "n_atoms": len(true[rid]),
                            "true_sg": desc[rid].sg if rid in sym else None, "seconds": per,

@@ -165,3 +165,24 @@ def test_relax_reads_a_reconstruction_folder(tmp_path, monkeypatch):
     assert rows["b"]["status"] == "failed" and rows["b"]["reason"]  # EMT has no Cs
     assert rows["c"]["status"] == "rejected" and "zero atoms" in rows["c"]["reason"]
     assert sum(s.counts.values()) == 3
+
+
+def test_a_symmetric_first_stage_keeps_the_space_group():
+    """A tetragonally strained Cu3Au (P4/mmm) with one atom nudged off its site along z (which
+    P4mm allows): the FixSymmetry stage keeps the group found at symprec (P4mm or higher),
+    the free stage has the rest of the steps, and without the stage nothing changes."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    s = Structure(Lattice.tetragonal(3.75, 3.95), ["Au", "Cu", "Cu", "Cu"],
+                  [[0, 0, 0.02], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    sg0 = SpacegroupAnalyzer(s, symprec=0.01).get_space_group_number()
+    cfg = RelaxConfig(fmax=0.02, max_steps=200, symmetric_steps=60, symprec=0.01)
+    res = relax_structure(s, EMT(), cfg)
+    assert res.symmetric is not None and 0 < res.symmetric_steps <= 60
+    assert res.steps >= res.symmetric_steps
+    sg1 = SpacegroupAnalyzer(res.symmetric, symprec=1e-4).get_space_group_number()
+    assert sg0 == 99 and sg1 >= sg0
+    plain = relax_structure(s, EMT(), RelaxConfig(fmax=0.02, max_steps=200))
+    assert plain.symmetric is None and plain.symmetric_steps == 0
+    with pytest.raises(ValueError, match="symmetric_steps"):
+        RelaxConfig(max_steps=10, symmetric_steps=20)

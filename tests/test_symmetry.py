@@ -159,11 +159,15 @@ PEROVSKITE = ((38, "a"), (22, "b"), (8, "c"))
 
 def _prototype(kind: str) -> tuple[int, tuple, Structure]:
     if kind == "rocksalt":
-        s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                                      [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+        s = Structure.from_spacegroup(
+            "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+        ).get_primitive_structure()
         return 225, ROCKSALT, s  # fmt: skip
-    s = Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
-                  [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    s = Structure(
+        Lattice.cubic(3.905),
+        ["Sr", "Ti", "O", "O", "O"],
+        [[0, 0, 0], [0.5] * 3, [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
     return 221, ((38, "a"), (22, "b"), (8, "c")), s
 
 
@@ -233,3 +237,26 @@ def test_a_given_start_is_used(rep):
     (o,) = reconstruct_symmetric([SymTarget(t, sg, pattern)], rep.ead,
                                  SymmetricConfig(random_starts=0, trials=1), [[start]])  # fmt: skip
     assert o.converged and o.steps <= 5
+
+
+def test_the_prior_only_proposes_patterns_that_hold_the_composition():
+    """Seen anonymous formulas transfer their patterns (cation to cation); unseen ones back off
+    to pyxtal's combinations; every proposal holds the composition; round trip through JSON."""
+    from structrepdiff.symmetry.prior import SpaceGroupPrior
+
+    prior = SpaceGroupPrior.fit([
+        ([38, 22, 8, 8, 8], 221, ((38, "a"), (22, "b"), (8, "c"))),
+        ([56, 22, 8, 8, 8], 99, ((56, "a"), (22, "b"), (8, "b"), (8, "c"))),
+        ([11, 17], 225, ((11, "a"), (17, "b"))),
+    ])  # fmt: skip
+    for numbers in ([20, 14, 8, 8, 8], [3, 3, 8], [26, 26, 8, 8, 8], [12, 8]):
+        dist = prior.distribution(numbers)
+        assert dist, numbers
+        assert sum(p for p, _, _ in dist) == pytest.approx(1.0)
+        assert all(pattern_problem(sg, pat, numbers) is None for _, sg, pat in dist)
+    top = prior.distribution([20, 14, 8, 8, 8])[0]
+    assert top[1:] == (221, ((20, "a"), (14, "b"), (8, "c")))  # Ca on Sr's site
+    again = SpaceGroupPrior.from_dict(prior.to_dict())
+    assert again.distribution([12, 8]) == prior.distribution([12, 8])
+    a = prior.sample([12, 8], 5, np.random.default_rng(3))
+    assert a == prior.sample([12, 8], 5, np.random.default_rng(3))

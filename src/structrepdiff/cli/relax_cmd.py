@@ -48,6 +48,11 @@ def add_relax_options(p: argparse.ArgumentParser, *device_flags: str) -> None:
         default=_D.min_distance,
         help="report, do not relax, crystals with atoms closer than this (Å)",
     )
+    p.add_argument("--symmetric-steps", type=int, default=_D.symmetric_steps,
+                   help="FIRE steps of a first stage that keeps the space group (FixSymmetry); "
+                   "the free stage gets the rest of --relax-steps")  # fmt: skip
+    p.add_argument("--relax-symprec", type=float, default=_D.symprec,
+                   help="tolerance (Å) of the symmetry the first stage keeps")  # fmt: skip
     p.add_argument(*device_flags, "--relax-device", dest="relax_device",
                    help=f"torch device of the potential (default: --device where the command "
                    f"has one, else {_D.device})")  # fmt: skip
@@ -56,7 +61,9 @@ def add_relax_options(p: argparse.ArgumentParser, *device_flags: str) -> None:
 def relax_config(args: argparse.Namespace) -> RelaxConfig:
     device = args.relax_device or getattr(args, "device", None) or _D.device
     return RelaxConfig(potential=args.potential, fmax=args.fmax, max_steps=args.relax_steps,
-                       min_distance=args.min_distance, device=device)  # fmt: skip
+                       min_distance=args.min_distance, device=device,
+                       symmetric_steps=args.symmetric_steps,
+                       symprec=args.relax_symprec)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

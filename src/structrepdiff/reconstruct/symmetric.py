@@ -456,3 +456,48 @@ def reconstruct_symmetric(
     for b, (x, t, loss, n) in best.items():
         out[b] = _outcome(targets[b], x, t, loss, n, cfg.threshold)
     return [out[b] for b in range(len(targets))]
+
+
+class SymTemplates:
+    """Training crystals written on Wyckoff parameters, indexed by (group, anonymous
+    pattern): element-substituted starting points for targets of the same group and pattern.
+    """
+
+    def __init__(self, crystals):
+        """``crystals``: (numbers (n,), `WyckoffCrystal`) of the training split."""
+        from structrepdiff.symmetry.prior import anonymize
+
+        self.index: dict = {}
+        for numbers, w in crystals:
+            key = (w.sg, anonymize(numbers, w.pattern))
+            self.index.setdefault(key, []).append((np.asarray(numbers), w))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.index.values())
+
+    def starts(self, st: SymTarget, limit: int = 16) -> list[Start]:
+        """Up to ``limit`` templates of the target's group and pattern (cell shapes closest
+        to the target's first), their species replaced rank for rank, orbits in the
+        target's pattern order."""
+        from structrepdiff.symmetry.prior import _ranked_species, anonymize
+
+        found = self.index.get((st.sg, anonymize(st.target.numbers, st.pattern)), [])
+        species = _ranked_species(st.target.numbers)
+        want = _shape(lattice_candidates(st.sg, np.asarray(st.target.lattice, float))[0])
+        found = sorted(found, key=lambda f: float(np.abs(_shape(f[1].lattice) - want).sum()))
+        out = []
+        for numbers, w in found[:limit]:
+            rank = {z: r for r, z in enumerate(_ranked_species(numbers))}
+            mapped = [(species[rank[int(z)]], x) for z, x in w.pattern]
+            xyz, used = np.zeros((len(st.pattern), 3)), [False] * len(mapped)
+            for i, key in enumerate(st.pattern):
+                j = next(j for j, m in enumerate(mapped) if not used[j] and m == tuple(key))
+                used[j], xyz[i] = True, w.xyz[j]
+            out.append(Start(xyz, np.asarray(w.lattice, float), "template"))
+        return out
+
+
+def _shape(lattice: np.ndarray) -> np.ndarray:
+    """(6,) volume-free cell shape: ln lengths minus their mean, angles in radians."""
+    ln = np.log(np.asarray(lattice[:3], float))
+    return np.concatenate([ln - ln.mean(), np.radians(np.asarray(lattice[3:], float))])

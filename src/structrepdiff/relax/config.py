@@ -22,6 +22,10 @@ class RelaxConfig:
         max_volume_ratio: a relaxed volume more than this many times larger, or smaller, than
             the input's marks an exploding (or collapsing) cell.
         device: torch device of the potential ("cpu" or "cuda").
+        symmetric_steps: FIRE steps of a first stage that keeps the space group found at
+            ``symprec`` (ASE's ``FixSymmetry`` on positions and cell); the free stage then
+            has the rest of ``max_steps``. 0: one free stage only.
+        symprec: tolerance (Å) of the symmetry kept by the first stage.
     """
 
     potential: str = "chgnet"
@@ -31,6 +35,8 @@ class RelaxConfig:
     energy_floor: float = -20.0
     max_volume_ratio: float = 10.0
     device: str = "cpu"
+    symmetric_steps: int = 0
+    symprec: float = 0.01
 
     def __post_init__(self) -> None:
         if self.potential not in POTENTIALS:
@@ -38,6 +44,8 @@ class RelaxConfig:
                              f"not {self.potential!r}")  # fmt: skip
         if self.fmax <= 0 or self.max_steps < 0 or self.min_distance < 0:
             raise ValueError("fmax must be positive, max_steps and min_distance non-negative")
+        if not 0 <= self.symmetric_steps <= self.max_steps or self.symprec <= 0:
+            raise ValueError("symmetric_steps must be in 0..max_steps and symprec positive")
         if self.max_volume_ratio <= 1:
             raise ValueError("max_volume_ratio must be above 1")
 

@@ -21,7 +21,9 @@ class RelaxResult:
     relaxation diverged (then ``reason`` says why). Energies are eV/atom on the MP2020 scale;
     ``rmsd`` (Å) is the root-mean-square displacement of the atoms between input and relaxed
     crystal, fractional displacements wrapped to the nearest image and expressed in the
-    relaxed cell; ``volume_ratio`` is relaxed / input volume.
+    relaxed cell; ``volume_ratio`` is relaxed / input volume. With a symmetry-keeping first
+    stage (``RelaxConfig.symmetric_steps``), ``symmetric`` is the crystal after it and
+    ``symmetric_steps`` its FIRE steps.
     """
 
     status: str  # "converged", "not_converged", "diverged", "rejected" or "failed"
@@ -32,6 +34,8 @@ class RelaxResult:
     rmsd: float | None = None
     volume_ratio: float | None = None
     reason: str = ""
+    symmetric: Structure | None = None
+    symmetric_steps: int = 0
 
 
 def precheck(structure: Structure, config: RelaxConfig) -> str:
@@ -82,16 +86,37 @@ def relax_structure(structure: Structure, calculator, config: RelaxConfig | None
     atoms.calc = calculator
     try:
         e0 = corrected_energy(config.potential, structure, float(atoms.get_potential_energy())) / n
+        sym, sym_steps = _symmetric_stage(atoms, config)
         opt = FIRE(FrechetCellFilter(atoms), logfile=None)
         with contextlib.redirect_stdout(io.StringIO()):
-            converged = bool(opt.run(fmax=config.fmax, steps=config.max_steps))
+            converged = bool(opt.run(fmax=config.fmax, steps=config.max_steps - sym_steps))
         relaxed = AseAtomsAdaptor.get_structure(atoms)
         e1 = corrected_energy(config.potential, relaxed, float(atoms.get_potential_energy())) / n
     except Exception as exc:  # the potential is third-party code: any failure is a reason
         return RelaxResult("failed", None, reason=f"{type(exc).__name__}: {exc}")
-    steps = int(opt.get_number_of_steps())
+    steps = int(opt.get_number_of_steps()) + sym_steps
     div = _divergence(e1, structure, relaxed, config)
     if div:
         return RelaxResult("diverged", None, e0, e1, steps, reason=div)
     return RelaxResult("converged" if converged else "not_converged", relaxed, e0, e1, steps,
-                       _rmsd(structure, relaxed), relaxed.volume / structure.volume)  # fmt: skip
+                       _rmsd(structure, relaxed), relaxed.volume / structure.volume,
+                       symmetric=sym, symmetric_steps=sym_steps)  # fmt: skip
+
+
+def _symmetric_stage(atoms, config: RelaxConfig) -> tuple[Structure | None, int]:
+    """Relax ``atoms`` in place for up to ``config.symmetric_steps`` FIRE steps keeping the
+    space group found at ``config.symprec`` (ASE's FixSymmetry on positions and cell); the
+    constraint is removed afterwards. Returns (the crystal after the stage, steps taken)."""
+    if not config.symmetric_steps:
+        return None, 0
+    from ase.constraints import FixSymmetry
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms.set_constraint(FixSymmetry(atoms, symprec=config.symprec))
+    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt.run(fmax=config.fmax, steps=config.symmetric_steps)
+    atoms.set_constraint()
+    return AseAtomsAdaptor.get_structure(atoms), int(opt.get_number_of_steps())

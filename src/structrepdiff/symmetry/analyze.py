@@ -26,6 +26,19 @@ class WyckoffCrystal:
     xyz: np.ndarray
     lattice: np.ndarray
 
+    def to_dict(self) -> dict:
+        return {"sg": self.sg, "pattern": [list(p) for p in self.pattern],
+                "xyz": self.xyz.tolist(), "lattice": self.lattice.tolist()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WyckoffCrystal:
+        return cls(
+            int(d["sg"]),
+            tuple((int(z), str(x)) for z, x in d["pattern"]),
+            np.asarray(d["xyz"], float).reshape(-1, 3),
+            np.asarray(d["lattice"], float),
+        )
+
 
 def _free_vector(sg: int, letter: str, position: np.ndarray) -> np.ndarray:
     """p with site 0 of the orbit at ``position`` (modulo lattice vectors)."""

@@ -1,0 +1,126 @@
+"""The space-group prior p(group, Wyckoff pattern | composition) against the test split (issue
+#26, deliverable 2): fitted on val (the training split here), scored on test compositions.
+
+- top-1 / top-5 accuracy of the test crystal's group (groups ranked by their total
+  probability), and top-1 / top-5 of its exact Wyckoff pattern;
+- 10,000 draws (test compositions drawn with replacement, seeded, one (group, pattern) each):
+  total variation and χ² = Σ_g (p_gen − p_test)² / p_test (over the test's groups; generated
+  mass in groups the test lacks counts in TV only) against the test's group histogram;
+- the fraction of drawn patterns that hold their composition;
+- baseline: the training split's most common groups regardless of composition.
+
+Groups come from pyxtal at tol 0.01 Å; descriptions are cached in ``--work``.
+
+    python studies/space_group_prior.py --dataset mp_20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from structrepdiff.data.io import load_split
+from structrepdiff.symmetry.analyze import describe
+from structrepdiff.symmetry.groups import pattern_problem
+from structrepdiff.symmetry.prior import SpaceGroupPrior, anonymize
+
+
+def described(dataset: str, split: str, work: Path) -> list[dict]:
+    """[{id, numbers, sg, pattern}] of every crystal of the split pyxtal can describe."""
+    path = work / f"{dataset}_{split}_wyckoff.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    loaded = load_split(dataset, split)
+    out = []
+    for rid, s in zip(loaded.ids, loaded.structures, strict=True):
+        w = describe(s)
+        if not isinstance(w, str):
+            out.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers], "sg": w.sg,
+                        "pattern": [list(x) for x in w.pattern]})  # fmt: skip
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+def accuracy(prior: SpaceGroupPrior, test: list[dict]) -> dict:
+    hits = Counter()
+    for r in test:
+        dist = prior.distribution(r["numbers"])
+        groups: dict[int, float] = {}
+        for p, sg, _ in dist:
+            groups[sg] = groups.get(sg, 0.0) + p
+        ranked = sorted(groups, key=lambda g: -groups[g])
+        truth = anonymize(r["numbers"], [tuple(x) for x in r["pattern"]])
+        pats = [(sg, anonymize(r["numbers"], pat)) for _, sg, pat in dist]
+        hits["group1"] += r["sg"] in ranked[:1]
+        hits["group5"] += r["sg"] in ranked[:5]
+        hits["pattern1"] += (r["sg"], truth) in pats[:1]
+        hits["pattern5"] += (r["sg"], truth) in pats[:5]
+        hits["none"] += not dist
+    n = len(test)
+    return {f"{k}_pct": 100 * v / n for k, v in hits.items()} | {"n": n}
+
+
+def draws(prior: SpaceGroupPrior, test: list[dict], num: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(len(test), size=num)
+    groups, valid = Counter(), 0
+    for k in picks:
+        numbers = test[k]["numbers"]
+        got = prior.sample(numbers, 1, rng)
+        if got:
+            sg, pat = got[0]
+            groups[sg] += 1
+            valid += pattern_problem(sg, pat, numbers) is None
+    return {"valid_pct": 100 * valid / num, **compare(groups, Counter(r["sg"] for r in test))}
+
+
+def compare(gen: Counter, test: Counter) -> dict:
+    """Total variation and χ² of the group histograms."""
+    ng, nt = sum(gen.values()), sum(test.values())
+    keys = set(gen) | set(test)
+    tv = 0.5 * sum(abs(gen[g] / ng - test[g] / nt) for g in keys)
+    chi2 = sum((gen[g] / ng - test[g] / nt) ** 2 / (test[g] / nt) for g in test)
+    p1 = 100 * gen[1] / ng
+    return {"tv": tv, "chi2": chi2, "p1_pct": p1, "test_p1_pct": 100 * test[1] / nt}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--num", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=Path("runs/space_group_prior"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_group_prior"))
+    a = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    t0 = time.perf_counter()
+    val, test = described(a.dataset, "val", a.work), described(a.dataset, "test", a.work)
+    prior = SpaceGroupPrior.fit((r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]])
+                                for r in val)  # fmt: skip
+    common = [g for g, _ in Counter(r["sg"] for r in val).most_common(5)]
+    res = {
+        "dataset": a.dataset, "fit": "val", "scored": "test", "n_val": len(val),
+        "n_test": len(test), "seed": a.seed, "num_draws": a.num,
+        "prior": accuracy(prior, test), "draws": draws(prior, test, a.num, a.seed),
+        "baseline_most_common": {
+            "group1_pct": 100 * np.mean([r["sg"] in common[:1] for r in test]),
+            "group5_pct": 100 * np.mean([r["sg"] in common for r in test])},
+        "seconds": round(time.perf_counter() - t0, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": "2 vCPU, 1 thread",
+    }  # fmt: skip
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f"{a.dataset}.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
