@@ -90,8 +90,7 @@ class SymTarget:
 
     def primitive(self) -> bool:
         """True when the target's atom count is the pattern's primitive-cell count."""
-        return sum(pattern_counts(self.sg, self.pattern, True).values()) == len(
-            self.target.numbers)
+        return sum(pattern_counts(self.sg, self.pattern, True).values()) == len(self.target.numbers)
 
 
 @dataclass
@@ -358,8 +357,15 @@ def random_starts(st: SymTarget, k: int, gen: torch.Generator) -> list[Start]:
 def _point(starts: list[Start], sts: list[SymTarget], dtype) -> tuple[Tensor, Tensor]:
     """(xyz (O, 3), θ (B, 6)) of one start per crystal."""
     xyz = torch.as_tensor(np.concatenate([s.xyz for s in starts]), dtype=dtype)
-    theta = torch.as_tensor(np.stack([free_from_params(st.sg, np.asarray(s.lattice, float))
-                                      for s, st in zip(starts, sts, strict=True)]), dtype=dtype)
+    theta = torch.as_tensor(
+        np.stack(
+            [
+                free_from_params(st.sg, np.asarray(s.lattice, float))
+                for s, st in zip(starts, sts, strict=True)
+            ]
+        ),
+        dtype=dtype,
+    )
     return xyz, theta
 
 
