@@ -68,6 +68,39 @@ def accuracy(prior: SpaceGroupPrior, test: list[dict]) -> dict:
     return {f"{k}_pct": 100 * v / n for k, v in hits.items()} | {"n": n}
 
 
+def composition_features(numbers) -> list[float]:
+    """N, species count, anonymous formula (5 slots) and min / mean / max of electronegativity,
+    atomic radius, Mendeleev number, row and group over the atoms."""
+    from pymatgen.core import Element
+
+    from structrepdiff.symmetry.prior import anonymous_formula
+
+    anon = list(anonymous_formula(numbers))[-5:]
+    feats = [len(numbers), len(anon), *([0] * (5 - len(anon)) + anon)]
+    for prop in ("X", "atomic_radius", "mendeleev_no", "row", "group"):
+        vals = [float(getattr(Element.from_Z(int(z)), prop) or 0.0) for z in numbers]
+        feats += [min(vals), float(np.mean(vals)), max(vals)]
+    return feats
+
+
+def learned_accuracy(val: list[dict], test: list[dict], seed: int) -> dict:
+    """A random forest p(group | composition features) fitted on val: top-1 / top-5 on test."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.array([composition_features(r["numbers"]) for r in val])
+    y = np.array([r["sg"] for r in val])
+    clf = RandomForestClassifier(n_estimators=200, min_samples_leaf=2, random_state=seed,
+                                 n_jobs=1).fit(X, y)  # fmt: skip
+    proba = clf.predict_proba(np.array([composition_features(r["numbers"]) for r in test]))
+    top = clf.classes_[np.argsort(-proba, axis=1)[:, :5]]
+    truth = np.array([r["sg"] for r in test])
+    return {
+        "group1_pct": 100 * float(np.mean(top[:, 0] == truth)),
+        "group5_pct": 100 * float(np.mean((top == truth[:, None]).any(1))),
+        "model": "RandomForest(200, min_samples_leaf=2) on composition features",
+    }
+
+
 def draws(prior: SpaceGroupPrior, test: list[dict], num: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(test), size=num)
@@ -110,6 +143,7 @@ def main() -> None:
         "dataset": a.dataset, "fit": "val", "scored": "test", "n_val": len(val),
         "n_test": len(test), "seed": a.seed, "num_draws": a.num,
         "prior": accuracy(prior, test), "draws": draws(prior, test, a.num, a.seed),
+        "learned_classifier": learned_accuracy(val, test, a.seed),
         "baseline_most_common": {
             "group1_pct": 100 * np.mean([r["sg"] in common[:1] for r in test]),
             "group5_pct": 100 * np.mean([r["sg"] in common for r in test])},

@@ -47,7 +47,7 @@ from structrepdiff.reconstruct.symmetric import (
 from structrepdiff.reconstruct.templates import auto_templates
 from structrepdiff.representation.condition import condition_mask
 from structrepdiff.representation.decode import decode
-from structrepdiff.symmetry.analyze import WyckoffCrystal, describe
+from structrepdiff.symmetry.analyze import describe, describe_split
 
 ROWS = ("own", "model", "noise0.03", "noise0.01")
 
@@ -81,18 +81,7 @@ def score(o, true, matcher) -> dict:
 
 def sym_templates(dataset: str, work: Path) -> SymTemplates:
     """The val split on Wyckoff parameters (cached in ``work``) as symmetric templates."""
-    path = work / f"{dataset}_val_wyckoff.json"
-    if not path.exists():
-        loaded = load_split(dataset, "val")
-        rows = []
-        for s in loaded.structures:
-            w = describe(s)
-            if not isinstance(w, str):
-                rows.append({"numbers": [int(z) for z in s.atomic_numbers], **w.to_dict()})
-        work.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rows))
-    rows = json.loads(path.read_text())
-    return SymTemplates((np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows)
+    return SymTemplates(describe_split(dataset, "val", work))
 
 
 def run_method(method: str, targets, sym, ead, templates, batch: int, cfg: SymmetricConfig,

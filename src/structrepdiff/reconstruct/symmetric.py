@@ -470,29 +470,31 @@ class SymTemplates:
     """
 
     def __init__(self, crystals):
-        """``crystals``: (numbers (n,), `WyckoffCrystal`) of the training split."""
+        """``crystals``: (id, numbers (n,), `WyckoffCrystal`) of the training split (as
+        `describe_split` gives them)."""
         from structrepdiff.symmetry.prior import anonymize
 
         self.index: dict = {}
-        for numbers, w in crystals:
+        for rid, numbers, w in crystals:
             key = (w.sg, anonymize(numbers, w.pattern))
-            self.index.setdefault(key, []).append((np.asarray(numbers), w))
+            self.index.setdefault(key, []).append((rid, np.asarray(numbers), w))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.index.values())
 
     def starts(self, st: SymTarget, limit: int = 16) -> list[Start]:
         """Up to ``limit`` templates of the target's group and pattern (cell shapes closest
-        to the target's first), their species replaced rank for rank, orbits in the
-        target's pattern order."""
+        to the target's first; never one with the target's own id), their species replaced
+        rank for rank, orbits in the target's pattern order."""
         from structrepdiff.symmetry.prior import _ranked_species, anonymize
 
-        found = self.index.get((st.sg, anonymize(st.target.numbers, st.pattern)), [])
+        found = [f for f in self.index.get((st.sg, anonymize(st.target.numbers, st.pattern)), [])
+                 if f[0] != st.id]  # fmt: skip
         species = _ranked_species(st.target.numbers)
         want = _shape(lattice_candidates(st.sg, np.asarray(st.target.lattice, float))[0])
-        found = sorted(found, key=lambda f: float(np.abs(_shape(f[1].lattice) - want).sum()))
+        found = sorted(found, key=lambda f: float(np.abs(_shape(f[2].lattice) - want).sum()))
         out = []
-        for numbers, w in found[:limit]:
+        for _, numbers, w in found[:limit]:
             rank = {z: r for r, z in enumerate(_ranked_species(numbers))}
             mapped = [(species[rank[int(z)]], x) for z, x in w.pattern]
             xyz, used = np.zeros((len(st.pattern), 3)), [False] * len(mapped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +70,29 @@ def describe(structure, tol: float = 0.01) -> WyckoffCrystal | str:
     pattern = tuple((Element(site.specie).Z, site.wp.letter) for site in c.atom_sites)
     xyz = np.array([_free_vector(sg, s.wp.letter, s.position) for s in c.atom_sites])
     return WyckoffCrystal(sg, pattern, xyz, np.array(c.lattice.get_para(degree=True)))
+
+
+def describe_split(
+    dataset: str, split: str, cache: str | Path | None = None, data_dir: str | None = None
+) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
+    """(id, numbers (n,), `WyckoffCrystal`) of every crystal of a data split that pyxtal can
+    describe (~20 ms each), cached as JSON in the folder ``cache`` when given."""
+    import json
+
+    path = None if cache is None else Path(cache) / f"{dataset}_{split}_wyckoff.json"
+    if path is None or not path.exists():
+        from structrepdiff.data.io import load_split
+
+        loaded = load_split(dataset, split, data_dir)
+        rows = []
+        for rid, s in zip(loaded.ids, loaded.structures, strict=True):
+            w = describe(s)
+            if not isinstance(w, str):
+                rows.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers],
+                             **w.to_dict()})  # fmt: skip
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rows))
+    else:
+        rows = json.loads(path.read_text())
+    return [(r["id"], np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows]

@@ -15,6 +15,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,14 @@ class SpaceGroupPrior:
 
     def distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
         """(probability, group, pattern) for the composition ``numbers``, most likely first;
-        empty when no pattern of any seen group holds it."""
+        empty when no pattern of any seen group holds it. Cached per composition."""
+        key = tuple(sorted(int(z) for z in numbers))
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = self._distribution(key)
+        return list(cache[key])
+
+    def _distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
         seen = self.by_formula.get(anonymous_formula(numbers), Counter())
         n_seen = sum(seen.values())
         probs: dict[tuple[int, Pattern], float] = {}
@@ -142,24 +150,33 @@ class SpaceGroupPrior:
 def combinations(sg: int, numbers, limit: int = 20) -> list[Pattern]:
     """Up to ``limit`` Wyckoff patterns of ``sg`` that hold the composition ``numbers`` as a
     primitive cell (pyxtal's combinations of the conventional counts), in pyxtal's order."""
-    from structrepdiff.symmetry.groups import _group
-
     species = _ranked_species(numbers)
     zs, counts = np.unique(np.asarray(numbers, dtype=int), return_counts=True)
     count = dict(zip(zs.tolist(), counts.tolist(), strict=True))
+    anon = _anonymous_combinations(sg, tuple(count[z] for z in species), limit)
+    return [tuple((species[r], x) for r, x in pat) for pat in anon]
+
+
+@lru_cache(maxsize=4096)
+def _anonymous_combinations(sg: int, counts: tuple[int, ...], limit: int):
+    """Combinations for species ranks with atom ``counts`` (primitive cell), as
+    ((rank, letter), ...): they depend on the counts only, so they are cached."""
+    from structrepdiff.symmetry.groups import _group
+
     c = centering_order(sg)
     try:
-        combos, _, _ = _group(sg).list_wyckoff_combinations([count[z] * c for z in species])
+        combos, _, _ = _group(sg).list_wyckoff_combinations([n * c for n in counts])
     except Exception:  # pyxtal raises on compositions it cannot split
-        return []
+        return ()
     orbits = group_orbits(sg)
+    numbers = [r + 1 for r, n in enumerate(counts) for _ in range(n)]  # ranks as Z = 1, 2, …
     out = []
     for combo in combos or []:
-        pat = tuple((z, site.lstrip("0123456789")) for z, sites in zip(species, combo,
-                                                                        strict=True)
+        pat = tuple((r, site.lstrip("0123456789")) for r, sites in enumerate(combo)
                     for site in sites)  # fmt: skip
-        if all(x in orbits for _, x in pat) and pattern_problem(sg, pat, numbers) is None:
+        as_z = tuple((r + 1, x) for r, x in pat)
+        if all(x in orbits for _, x in pat) and pattern_problem(sg, as_z, numbers) is None:
             out.append(pat)
         if len(out) >= limit:
             break
-    return out
+    return tuple(out)
