@@ -263,12 +263,25 @@ class _SymDescent:
         self.xyz, self.theta = xyz.clone(), theta.clone()
         self.adam = _Adam([self.xyz, self.theta])
         self.scale = 1.0 / _length_scale(theta, lay)
+        self.maps = self.map_cell = None
         self._rebuild()
+
+    def _refresh_maps(self, cell: Tensor) -> None:
+        """Niggli maps of the cells that changed by more than 2 % (relative Frobenius norm)
+        since their map was computed (pymatgen's reduction costs ~2 ms a cell)."""
+        if self.maps is None:
+            self.maps, self.map_cell = niggli_maps(cell), cell.clone()
+            return
+        rel = (cell - self.map_cell).flatten(1).norm(dim=1) / self.map_cell.flatten(1).norm(dim=1)
+        stale = (rel > 0.02).nonzero()[:, 0]
+        if len(stale):
+            self.maps[stale] = niggli_maps(cell[stale])
+            self.map_cell[stale] = cell[stale]
 
     def _rebuild(self) -> None:
         with torch.no_grad():
             pos, cell = positions_and_cell(self.xyz, self.theta, self.lay)
-        self.maps = niggli_maps(cell)
+        self._refresh_maps(cell)
         red = self.maps @ cell
         self.nl = neighbor_list(Crystals(pos, self.lay.numbers, red, self.lay.batch),
                                 self.ead.cutoff + self.cfg.skin)  # fmt: skip
@@ -286,6 +299,7 @@ class _SymDescent:
         orbits = keep[self.lay.orbit_batch]
         self.adam.keep([orbits, keep])
         self.xyz, self.theta, self.scale = self.xyz[orbits], self.theta[keep], self.scale[keep]
+        self.maps, self.map_cell = self.maps[keep], self.map_cell[keep]
         self.lay, self.ids = self.lay.subset(keep), self.ids[keep]
         if len(self.ids):
             self._rebuild()
