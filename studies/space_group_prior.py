@@ -9,7 +9,8 @@
 - the fraction of drawn patterns that hold their composition;
 - baseline: the training split's most common groups regardless of composition.
 
-Groups come from pyxtal at tol 0.01 Å; descriptions are cached in ``--work``.
+Groups come from pyxtal at ``--tol`` (0.01 Å; the evaluator's P1 uses 0.1); descriptions
+are cached in ``--work``.
 
     python studies/space_group_prior.py --dataset mp_20
 """
@@ -32,15 +33,16 @@ from structrepdiff.symmetry.groups import pattern_problem
 from structrepdiff.symmetry.prior import SpaceGroupPrior, anonymize
 
 
-def described(dataset: str, split: str, work: Path) -> list[dict]:
+def described(dataset: str, split: str, work: Path, tol: float = 0.01) -> list[dict]:
     """[{id, numbers, sg, pattern}] of every crystal of the split pyxtal can describe."""
-    path = work / f"{dataset}_{split}_wyckoff.json"
+    path = work / (f"{dataset}_{split}_wyckoff.json" if tol == 0.01
+                   else f"{dataset}_{split}_tol{tol:g}_wyckoff.json")  # fmt: skip
     if path.exists():
         return json.loads(path.read_text())
     loaded = load_split(dataset, split)
     out = []
     for rid, s in zip(loaded.ids, loaded.structures, strict=True):
-        w = describe(s)
+        w = describe(s, tol)
         if not isinstance(w, str):
             out.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers], "sg": w.sg,
                         "pattern": [list(x) for x in w.pattern]})  # fmt: skip
@@ -130,12 +132,16 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--num", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tol", type=float, default=0.01, help="pyxtal's symmetry tolerance, Å")
     ap.add_argument("--work", type=Path, default=Path("runs/space_group_prior"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_group_prior"))
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
-    val, test = described(a.dataset, "val", a.work), described(a.dataset, "test", a.work)
+    val, test = (
+        described(a.dataset, "val", a.work, a.tol),
+        described(a.dataset, "test", a.work, a.tol),
+    )
     prior = SpaceGroupPrior.fit((r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]])
                                 for r in val)  # fmt: skip
     common = [g for g, _ in Counter(r["sg"] for r in val).most_common(5)]
@@ -152,7 +158,9 @@ def main() -> None:
         "machine": "2 vCPU, 1 thread",
     }  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{a.dataset}.json").write_text(json.dumps(res, indent=1))
+    res["tol"] = a.tol
+    name = a.dataset if a.tol == 0.01 else f"{a.dataset}_tol{a.tol:g}"
+    (a.out / f"{name}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 
 

@@ -37,8 +37,13 @@ from structrepdiff.symmetry.prior import SpaceGroupPrior
 ALPHAS = (0.0, 0.05, 0.1, 0.3, 1.0)
 
 
-def record(o: SymOutcome, true, matcher) -> dict:
+def record(o: SymOutcome, true, matcher, cif_dir: Path | None = None, k: int = 0) -> dict:
+    """One candidate's group, losses, match to the true crystal; its CIF goes to
+    ``cif_dir/<id>_<k>.cif`` when given (for the relaxation study)."""
     s = outcome_structure(o)
+    if cif_dir is not None:
+        cif_dir.mkdir(parents=True, exist_ok=True)
+        s.to(filename=str(cif_dir / f"{o.id}_{k}.cif"))
     m = reconstruction_match(s, true, matcher)
     sg = space_group(s)
     return {"sg": o.sg, "loss": o.descriptor_loss, "lattice_loss": o.lattice_loss,
@@ -100,6 +105,7 @@ def main() -> None:
     done = {json.loads(x)["id"] for x in path.read_text().splitlines()} if path.exists() else set()
     todo = [t for t in targets if t.id not in done]
     matcher, cfg = reconstruction_matcher(), SymmetricConfig()
+    cifs = Path("runs/symmetric_candidates") / f"{a.dataset}_{a.split}"
     with open(path, "a") as fh:
         for b in range(0, len(todo), a.batch):
             part = todo[b : b + a.batch]
