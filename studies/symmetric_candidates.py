@@ -121,7 +121,9 @@ def main() -> None:
                     "seconds": per,
                     "true_sg": None if isinstance(w, str) else w.sg,
                     "reasons": c.reasons,
-                    "candidates": [record(o, true[t.id], matcher) for o in c.outcomes],
+                    "candidates": [
+                        record(o, true[t.id], matcher, cifs, j) for j, o in enumerate(c.outcomes)
+                    ],
                 }
                 fh.write(json.dumps(rec) + "\n")  # fmt: skip
                 fh.flush()
