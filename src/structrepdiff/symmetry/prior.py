@@ -62,6 +62,7 @@ class SpaceGroupPrior:
     by_size: dict[tuple[int, int], Counter] = field(default_factory=dict)
     backoff_weight: float = 0.5
     max_combinations: int = 20
+    backoff_groups: int = 8
 
     @classmethod
     def fit(cls, items) -> SpaceGroupPrior:
@@ -75,13 +76,15 @@ class SpaceGroupPrior:
         return cls(dict(by_formula), dict(by_size))
 
     def _backoff(self, numbers) -> dict[tuple[int, Pattern], float]:
-        """Patterns of groups seen with this size, weighted by the group's count, split
-        evenly over the combinations that hold the composition."""
+        """Patterns of the ``backoff_groups`` groups seen most often at this size, weighted
+        by the group's count, split evenly over the combinations that hold the composition
+        (more groups cost pyxtal's combinatorics for little mass)."""
         key = (len(numbers), len(anonymous_formula(numbers)))
         groups = self.by_size.get(key) or sum(self.by_size.values(), Counter())
         out: dict[tuple[int, Pattern], float] = {}
-        total = sum(groups.values())
-        for sg, n in groups.items():
+        top = groups.most_common(self.backoff_groups)
+        total = sum(n for _, n in top)
+        for sg, n in top:
             pats = combinations(sg, numbers, self.max_combinations)
             for p in pats:
                 out[(sg, p)] = out.get((sg, p), 0.0) + n / total / len(pats)
@@ -128,6 +131,7 @@ class SpaceGroupPrior:
             "by_size": [[list(k), [[sg, n] for sg, n in c.items()]]
                         for k, c in self.by_size.items()],
             "backoff_weight": self.backoff_weight, "max_combinations": self.max_combinations,
+            "backoff_groups": self.backoff_groups,
         }  # fmt: skip
 
     @classmethod
@@ -137,7 +141,8 @@ class SpaceGroupPrior:
             for k, v in d["by_formula"]
         }
         by_size = {tuple(k): Counter({sg: n for sg, n in v}) for k, v in d["by_size"]}
-        return cls(by_formula, by_size, d["backoff_weight"], d["max_combinations"])  # fmt: skip
+        return cls(by_formula, by_size, d["backoff_weight"], d["max_combinations"],
+                   d.get("backoff_groups", 8))  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
