@@ -132,6 +132,12 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--num", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--score-num",
+        type=int,
+        default=0,
+        help="score a seeded subset of this many test crystals (0: all)",
+    )
     ap.add_argument("--tol", type=float, default=0.01, help="pyxtal's symmetry tolerance, Å")
     ap.add_argument("--work", type=Path, default=Path("runs/space_group_prior"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_group_prior"))
@@ -142,6 +148,9 @@ def main() -> None:
         described(a.dataset, "val", a.work, a.tol),
         described(a.dataset, "test", a.work, a.tol),
     )
+    if a.score_num and a.score_num < len(test):
+        pick = np.random.default_rng(a.seed).choice(len(test), a.score_num, replace=False)
+        test = [test[k] for k in sorted(pick)]
     prior = SpaceGroupPrior.fit((r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]])
                                 for r in val)  # fmt: skip
     common = [g for g, _ in Counter(r["sg"] for r in val).most_common(5)]
