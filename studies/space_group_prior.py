@@ -138,6 +138,12 @@ def main() -> None:
         default=0,
         help="score a seeded subset of this many test crystals (0: all)",
     )
+    ap.add_argument(
+        "--backoff-groups",
+        type=int,
+        default=SpaceGroupPrior.backoff_groups,
+        help="groups the back-off enumerates (0: none; unseen formulas get none)",
+    )
     ap.add_argument("--tol", type=float, default=0.01, help="pyxtal's symmetry tolerance, Å")
     ap.add_argument("--work", type=Path, default=Path("runs/space_group_prior"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/space_group_prior"))
@@ -153,6 +159,7 @@ def main() -> None:
         test = [test[k] for k in sorted(pick)]
     prior = SpaceGroupPrior.fit((r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]])
                                 for r in val)  # fmt: skip
+    prior.backoff_groups = a.backoff_groups
     common = [g for g, _ in Counter(r["sg"] for r in val).most_common(5)]
     res = {
         "dataset": a.dataset, "fit": "val", "scored": "test", "n_val": len(val),
@@ -167,8 +174,10 @@ def main() -> None:
         "machine": "2 vCPU, 1 thread",
     }  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
-    res["tol"] = a.tol
+    res["tol"], res["backoff_groups"], res["score_num"] = a.tol, a.backoff_groups, a.score_num
     name = a.dataset if a.tol == 0.01 else f"{a.dataset}_tol{a.tol:g}"
+    if a.backoff_groups != SpaceGroupPrior.backoff_groups:
+        name += f"_backoff{a.backoff_groups}"
     (a.out / f"{name}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 
