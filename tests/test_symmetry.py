@@ -260,3 +260,18 @@ def test_the_prior_only_proposes_patterns_that_hold_the_composition():
     assert again.distribution([12, 8]) == prior.distribution([12, 8])
     a = prior.sample([12, 8], 5, np.random.default_rng(3))
     assert a == prior.sample([12, 8], 5, np.random.default_rng(3))
+
+
+def test_a_composition_no_pattern_holds_gets_one_line():
+    """Five Ti atoms fit no Wyckoff combination of Fm-3m's primitive cell (orbits of 1, 1, 2,
+    6, … atoms): the candidate decoder names the formula and N instead of failing."""
+    from structrepdiff.reconstruct.candidates import reconstruct_candidates
+    from structrepdiff.reconstruct.optimize import Target
+    from structrepdiff.symmetry.prior import SpaceGroupPrior
+
+    prior = SpaceGroupPrior.fit([([11, 17], 225, ((11, "a"), (17, "b")))])
+    t = Target("ti5", np.array([22] * 5), np.array([4.0, 4.0, 4.0, 60, 60, 60]),
+               np.zeros(3), np.zeros(3), 2.0)  # fmt: skip
+    (c,) = reconstruct_candidates([t], prior, SymmetricConfig(), None)
+    assert c.best is None and c.outcomes == []
+    assert c.reasons == ["no space group of the training prior holds Ti5 with N = 5"]
