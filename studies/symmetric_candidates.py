@@ -84,6 +84,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--random-starts", type=int, default=SymmetricConfig.random_starts)
+    ap.add_argument("--trials", type=int, default=SymmetricConfig.trials)
+    ap.add_argument("--tag", default="", help="suffix of the result files (a lever's name)")
     ap.add_argument("--work", type=Path, default=Path("runs/symmetric_oracle"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/symmetric_candidates"))
     a = ap.parse_args()
@@ -101,11 +104,12 @@ def main() -> None:
                if not isinstance(t, str)]  # fmt: skip
     true = dict(zip(ids, structures, strict=True))
     a.out.mkdir(parents=True, exist_ok=True)
-    path = a.out / f"{a.dataset}_{a.split}.jsonl"
+    name = f"{a.dataset}_{a.split}{a.tag}"
+    path = a.out / f"{name}.jsonl"
     done = {json.loads(x)["id"] for x in path.read_text().splitlines()} if path.exists() else set()
     todo = [t for t in targets if t.id not in done]
-    matcher, cfg = reconstruction_matcher(), SymmetricConfig()
-    cifs = Path("runs/symmetric_candidates") / f"{a.dataset}_{a.split}"
+    cfg = SymmetricConfig(random_starts=a.random_starts, trials=a.trials)
+    matcher, cifs = reconstruction_matcher(), Path("runs/symmetric_candidates") / name
     with open(path, "a") as fh:
         for b in range(0, len(todo), a.batch):
             part = todo[b : b + a.batch]
@@ -131,7 +135,8 @@ def main() -> None:
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     summary = summarize(rows, sorted({1, 3, a.k}))
     summary["seconds_per_crystal"] = float(np.mean([r["seconds"] for r in rows]))
-    (a.out / f"{a.dataset}_{a.split}_summary.json").write_text(json.dumps(summary, indent=1))
+    summary["config"] = cfg.to_dict()
+    (a.out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
 
