@@ -27,28 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from structrepdiff.data.io import load_split
-from structrepdiff.symmetry.analyze import describe
+from structrepdiff.symmetry.analyze import describe_split
 from structrepdiff.symmetry.groups import pattern_problem
 from structrepdiff.symmetry.prior import SpaceGroupPrior, anonymize
 
 
 def described(dataset: str, split: str, work: Path, tol: float = 0.01) -> list[dict]:
     """[{id, numbers, sg, pattern}] of every crystal of the split pyxtal can describe."""
-    path = work / (f"{dataset}_{split}_wyckoff.json" if tol == 0.01
-                   else f"{dataset}_{split}_tol{tol:g}_wyckoff.json")  # fmt: skip
-    if path.exists():
-        return json.loads(path.read_text())
-    loaded = load_split(dataset, split)
-    out = []
-    for rid, s in zip(loaded.ids, loaded.structures, strict=True):
-        w = describe(s, tol)
-        if not isinstance(w, str):
-            out.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers], "sg": w.sg,
-                        "pattern": [list(x) for x in w.pattern]})  # fmt: skip
-    work.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out))
-    return out
+    return [{"id": rid, "numbers": numbers.tolist(), "sg": w.sg, "pattern": list(w.pattern)}
+            for rid, numbers, w in describe_split(dataset, split, work, tol=tol)]  # fmt: skip
 
 
 def accuracy(prior: SpaceGroupPrior, test: list[dict]) -> dict:

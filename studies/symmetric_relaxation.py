@@ -17,20 +17,16 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from pymatgen.core import Structure
 
 from structrepdiff.evaluate.symmetry import space_group
 from structrepdiff.relax import RelaxConfig, load_calculator, relax_structure
+from structrepdiff.relax.core import displacement_rmsd
 
 
 def _rmsd(before: Structure, after: Structure | None) -> float | None:
-    if after is None:
-        return None
-    df = after.frac_coords - before.frac_coords
-    df -= np.round(df)
-    return float(np.sqrt(((df @ after.lattice.matrix) ** 2).sum(1).mean()))
+    return None if after is None else displacement_rmsd(before, after)
 
 
 def _sg(s: Structure | None) -> int | None:

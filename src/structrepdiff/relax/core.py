@@ -52,7 +52,9 @@ def precheck(structure: Structure, config: RelaxConfig) -> str:
     return ""
 
 
-def _rmsd(before: Structure, after: Structure) -> float:
+def displacement_rmsd(before: Structure, after: Structure) -> float:
+    """RMS displacement (Å) between two orderings of the same atoms, fractional differences
+    wrapped to the nearest image, in ``after``'s cell."""
     df = after.frac_coords - before.frac_coords
     df -= np.round(df)
     cart = df @ after.lattice.matrix
@@ -99,7 +101,7 @@ def relax_structure(structure: Structure, calculator, config: RelaxConfig | None
     if div:
         return RelaxResult("diverged", None, e0, e1, steps, reason=div)
     return RelaxResult("converged" if converged else "not_converged", relaxed, e0, e1, steps,
-                       _rmsd(structure, relaxed), relaxed.volume / structure.volume,
+                       displacement_rmsd(structure, relaxed), relaxed.volume / structure.volume,
                        symmetric=sym, symmetric_steps=sym_steps)  # fmt: skip
 
 

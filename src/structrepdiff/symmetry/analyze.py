@@ -73,20 +73,25 @@ def describe(structure, tol: float = 0.01) -> WyckoffCrystal | str:
 
 
 def describe_split(
-    dataset: str, split: str, cache: str | Path | None = None, data_dir: str | None = None
+    dataset: str,
+    split: str,
+    cache: str | Path | None = None,
+    data_dir: str | None = None,
+    tol: float = 0.01,
 ) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
     """(id, numbers (n,), `WyckoffCrystal`) of every crystal of a data split that pyxtal can
-    describe (~20 ms each), cached as JSON in the folder ``cache`` when given."""
+    describe at ``tol`` Å (~20 ms each), cached as JSON in the folder ``cache`` when given."""
     import json
 
-    path = None if cache is None else Path(cache) / f"{dataset}_{split}_wyckoff.json"
+    name = f"{dataset}_{split}" + ("" if tol == 0.01 else f"_tol{tol:g}") + "_wyckoff.json"
+    path = None if cache is None else Path(cache) / name
     if path is None or not path.exists():
         from structrepdiff.data.io import load_split
 
         loaded = load_split(dataset, split, data_dir)
         rows = []
         for rid, s in zip(loaded.ids, loaded.structures, strict=True):
-            w = describe(s)
+            w = describe(s, tol)
             if not isinstance(w, str):
                 rows.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers],
                              **w.to_dict()})  # fmt: skip
