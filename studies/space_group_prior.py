@@ -22,6 +22,7 @@ import json
 import time
 import warnings
 from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from structrepdiff.symmetry.analyze import describe_split
 from structrepdiff.symmetry.groups import pattern_problem
+from structrepdiff.symmetry.learned import GroupClassifierConfig, LearnedPrior
 from structrepdiff.symmetry.prior import SpaceGroupPrior, anonymize
 
 
@@ -38,7 +40,7 @@ def described(dataset: str, split: str, work: Path, tol: float = 0.01) -> list[d
             for rid, numbers, w in describe_split(dataset, split, work, tol=tol)]  # fmt: skip
 
 
-def accuracy(prior: SpaceGroupPrior, test: list[dict]) -> dict:
+def accuracy(prior, test: list[dict]) -> dict:
     hits = Counter()
     for r in test:
         dist = prior.distribution(r["numbers"])
@@ -57,24 +59,11 @@ def accuracy(prior: SpaceGroupPrior, test: list[dict]) -> dict:
     return {f"{k}_pct": 100 * v / n for k, v in hits.items()} | {"n": n}
 
 
-def composition_features(numbers) -> list[float]:
-    """N, species count, anonymous formula (5 slots) and min / mean / max of electronegativity,
-    atomic radius, Mendeleev number, row and group over the atoms."""
-    from pymatgen.core import Element
-
-    from structrepdiff.symmetry.prior import anonymous_formula
-
-    anon = list(anonymous_formula(numbers))[-5:]
-    feats = [len(numbers), len(anon), *([0] * (5 - len(anon)) + anon)]
-    for prop in ("X", "atomic_radius", "mendeleev_no", "row", "group"):
-        vals = [float(getattr(Element.from_Z(int(z)), prop) or 0.0) for z in numbers]
-        feats += [min(vals), float(np.mean(vals)), max(vals)]
-    return feats
-
-
 def learned_accuracy(val: list[dict], test: list[dict], seed: int) -> dict:
     """A random forest p(group | composition features) fitted on val: top-1 / top-5 on test."""
     from sklearn.ensemble import RandomForestClassifier
+
+    from structrepdiff.symmetry.learned import composition_features
 
     X = np.array([composition_features(r["numbers"]) for r in val])
     y = np.array([r["sg"] for r in val])
@@ -90,7 +79,7 @@ def learned_accuracy(val: list[dict], test: list[dict], seed: int) -> dict:
     }
 
 
-def draws(prior: SpaceGroupPrior, test: list[dict], num: int, seed: int) -> dict:
+def draws(prior, test: list[dict], num: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(test), size=num)
     groups, valid = Counter(), 0
@@ -147,12 +136,20 @@ def main() -> None:
     prior = SpaceGroupPrior.fit((r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]])
                                 for r in val)  # fmt: skip
     prior.backoff_groups = a.backoff_groups
+    items = [(r["numbers"], r["sg"], [tuple(x) for x in r["pattern"]]) for r in val]
+    t1 = time.perf_counter()
+    learned = LearnedPrior.fit(items, GroupClassifierConfig(seed=a.seed))
+    fit_s = time.perf_counter() - t1
     common = [g for g, _ in Counter(r["sg"] for r in val).most_common(5)]
     res = {
         "dataset": a.dataset, "fit": "val", "scored": "test", "n_val": len(val),
         "n_test": len(test), "seed": a.seed, "num_draws": a.num,
         "prior": accuracy(prior, test), "draws": draws(prior, test, a.num, a.seed),
-        "learned_classifier": learned_accuracy(val, test, a.seed),
+        "learned_prior": {**accuracy(learned, test),
+                          "draws": draws(learned, test, a.num, a.seed),
+                          "fit_seconds": round(fit_s, 1),
+                          "config": asdict(learned.classifier.cfg)},
+        "random_forest": learned_accuracy(val, test, a.seed),
         "baseline_most_common": {
             "group1_pct": 100 * np.mean([r["sg"] in common[:1] for r in test]),
             "group5_pct": 100 * np.mean([r["sg"] in common for r in test])},

@@ -8,7 +8,11 @@ default path (template starts of the training split, `TEMPLATE_BUDGET`), on the 
 - ``noise0.01`` / ``noise0.03``: its R plus Gaussian noise of that σ on the structure part in
   the bundled model's scaled space (composition and N untouched);
 - ``model``: the bundled model's R sampled for the crystal's composition (its formula as
-  written, so N is the crystal's).
+  written, so N is the crystal's);
+- ``model_sg``: the same from a group-conditioned model (``--model``, trained with
+  ``--space-groups``) given the crystal's true group as well (deliverable 4).
+
+``--model`` replaces the bundled model (then give ``--tag`` so its rows go to their own file).
 
 Per crystal and method it records converged, loss, StructureMatcher match to the test crystal
 (CDVAE's matcher and validity), the space group found at symprec 0.1 Å (P1 or not) and seconds,
@@ -52,8 +56,10 @@ from structrepdiff.symmetry.analyze import describe, describe_split
 ROWS = ("own", "model", "noise0.03", "noise0.01")
 
 
-def target_vectors(row: str, R: np.ndarray, formulas: list[str], model, seed: int) -> np.ndarray:
-    """(n, D) target vectors of ``row`` for the crystals with own vectors R (n, D)."""
+def target_vectors(row: str, R: np.ndarray, formulas: list[str], model, seed: int,
+                   groups: list[int] | None = None) -> np.ndarray:  # fmt: skip
+    """(n, D) target vectors of ``row`` for the crystals with own vectors R (n, D);
+    ``groups`` (n,) their true groups (0 unknown) for ``model_sg``."""
     if row == "own":
         return R
     if row.startswith("noise"):
@@ -62,7 +68,8 @@ def target_vectors(row: str, R: np.ndarray, formulas: list[str], model, seed: in
         eps = np.random.default_rng(seed).standard_normal(z.shape) * ~condition_mask(
             model.loaded.rep)  # fmt: skip
         return sc.inverse(z + float(row[5:]) * eps)
-    return model.sample(len(formulas), seed=seed, formula=formulas)
+    sg = groups if row == "model_sg" else None
+    return model.sample(len(formulas), seed=seed, formula=formulas, space_group=sg)
 
 
 def score(o, true, matcher) -> dict:
@@ -134,12 +141,14 @@ def main() -> None:
     ap.add_argument("--lattice-weight", type=float, default=SymmetricConfig.lattice_weight)
     ap.add_argument("--random-starts", type=int, default=SymmetricConfig.random_starts)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/symmetric_oracle"))
+    ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    ap.add_argument("--tag", default="", help="suffix of the output files")
     a = ap.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     strat = a.dataset == "mp_20"
     ids, structures = seeded_subset(load_split(a.dataset, "test"), a.num, a.seed, strat)
-    model = structrepdiff.load_model(a.dataset, templates=None)
+    model = structrepdiff.load_model(a.model or a.dataset, templates=None)
     fs = structrepdiff.featurize(structures, dataset=a.dataset, ids=ids)
     if fs.rep != model.loaded.rep:
         raise SystemExit("the featurized test crystals and the bundled model differ in R")
@@ -149,7 +158,8 @@ def main() -> None:
     desc = {i: describe(s) for i, s in zip(ids, structures, strict=True)}
     formulas = [s.composition.formula.replace(" ", "") for s in structures]
     a.out.mkdir(parents=True, exist_ok=True)
-    path = a.out / f"{a.dataset}.jsonl"
+    name = a.dataset + (f"_{a.tag}" if a.tag else "")
+    path = a.out / f"{name}.jsonl"
     done = set()
     if path.exists():
         done = {
@@ -162,7 +172,8 @@ def main() -> None:
                if "symmetric_tpl" in a.methods else None)  # fmt: skip
     with open(path, "a") as fh:
         for row in a.rows.split(","):
-            R = target_vectors(row, fs.R, formulas, model, a.seed)
+            groups = [0 if isinstance(desc[i], str) else desc[i].sg for i in ids]
+            R = target_vectors(row, fs.R, formulas, model, a.seed, groups)
             tg = [t for _, t in targets_from(ids, decode(R, fs.rep)) if not isinstance(t, str)]
             sym = {t.id: SymTarget(t, desc[t.id].sg, desc[t.id].pattern) for t in tg
                    if not isinstance(desc[t.id], str)}  # fmt: skip
@@ -179,7 +190,7 @@ def main() -> None:
                     fh.flush()
                 print(row, method, "done", flush=True)
     summary = summarize(path)
-    (a.out / f"{a.dataset}_summary.json").write_text(json.dumps(summary, indent=1))
+    (a.out / f"{name}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
 

@@ -241,7 +241,7 @@ def test_a_given_start_is_used(rep):
 
 def test_the_prior_only_proposes_patterns_that_hold_the_composition():
     """Seen anonymous formulas transfer their patterns (cation to cation); unseen ones back off
-    to pyxtal's combinations; every proposal holds the composition; round trip through JSON."""
+    to the enumerated combinations; every proposal holds the composition; JSON round trip."""
     from structrepdiff.symmetry.prior import SpaceGroupPrior
 
     prior = SpaceGroupPrior.fit([
@@ -260,6 +260,27 @@ def test_the_prior_only_proposes_patterns_that_hold_the_composition():
     assert again.distribution([12, 8]) == prior.distribution([12, 8])
     a = prior.sample([12, 8], 5, np.random.default_rng(3))
     assert a == prior.sample([12, 8], 5, np.random.default_rng(3))
+
+
+@pytest.mark.parametrize("sg, counts", [(225, (1, 1)), (221, (1, 1, 3)), (62, (4, 4, 12)),
+                                        (194, (2, 2)), (227, (2,)), (166, (1, 2)),
+                                        (139, (1, 2, 4)), (229, (1, 3))])  # fmt: skip
+def test_wyckoff_combinations_are_pyxtals_when_all_fit_and_fewest_orbits_come_first(sg, counts):
+    """Independent oracle: pyxtal's list_wyckoff_combinations (conventional counts)."""
+    from structrepdiff.symmetry.combos import wyckoff_combinations
+    from structrepdiff.symmetry.groups import _group, centering_order
+
+    ours = wyckoff_combinations(sg, counts, limit=500)
+    combos, _, _ = _group(sg).list_wyckoff_combinations([n * centering_order(sg) for n in counts])
+    theirs = {tuple(sorted((r, site.lstrip("0123456789")) for r, sites in enumerate(c)
+                           for site in sites)) for c in combos or []}  # fmt: skip
+    assert {tuple(sorted(c)) for c in ours} == theirs and len(ours) == len(set(ours))
+    sizes = [len(c) for c in ours]
+    assert sizes == sorted(sizes)
+    numbers = [r + 1 for r, n in enumerate(counts) for _ in range(n)]
+    assert all(pattern_problem(sg, tuple((r + 1, x) for r, x in c), numbers) is None
+               for c in ours)  # fmt: skip
+    assert wyckoff_combinations(sg, counts, limit=2) == ours[:2]
 
 
 def test_a_composition_no_pattern_holds_gets_one_line():

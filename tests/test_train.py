@@ -263,7 +263,7 @@ def test_sampled_vectors_name_the_training_data_for_template_starts(tmp_path, mo
     src = load_features(out).source
     assert (src["dataset"], src["training_split"]) == ("perov_5", "val")
     asked = []
-    monkeypatch.setattr(tpl, "auto_templates", lambda ds, split=None, data_dir=None:
+    monkeypatch.setattr(tpl, "auto_templates", lambda ds, split=None, data_dir=None, **kw:
                         asked.append((ds, split)) or (None, "random starts: stand-in"))  # fmt: skip
     assert main(["reconstruct", "--representations", str(out), "--out", str(tmp_path / "r"),
                  "--trials", "1", "--hops", "1", "--steps", "5", "--no-progress"]) == 0  # fmt: skip

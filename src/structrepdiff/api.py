@@ -24,7 +24,13 @@ import numpy as np
 from pymatgen.core import Structure
 
 from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
-from structrepdiff.pipeline.sample import sample_vectors
+from structrepdiff.pipeline.sample import (
+    check_formulas_hold,
+    parse_space_group,
+    sample_vectors,
+    sample_with_groups,
+    uses_groups,
+)
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import (
@@ -32,7 +38,9 @@ from structrepdiff.reconstruct.run import (
     outcome_structure,
     reconstruct_targets,
     targets_from,
+    with_symmetry,
 )
+from structrepdiff.reconstruct.symmetric import SymmetricConfig, SymTemplates
 from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
 from structrepdiff.representation.condition import composition_condition
 from structrepdiff.representation.decode import decode
@@ -47,7 +55,8 @@ class Crystal:
     """One generated or predicted crystal. ``status``: converged, not_converged (the best fit
     found, loss above the threshold), rejected (the vector did not decode; no structure) or
     failed (reconstruction raised; no structure); ``reason`` says why for the last two.
-    ``loss`` is the final relative L1 descriptor loss."""
+    ``loss`` is the final relative L1 descriptor loss; ``space_group`` the group it was
+    reconstructed in (None when reconstructed without one)."""
 
     id: str
     structure: Structure | None
@@ -55,6 +64,7 @@ class Crystal:
     loss: float | None = None
     steps: int = 0
     reason: str | None = None
+    space_group: int | None = None
 
     @property
     def formula(self) -> str | None:
@@ -94,9 +104,12 @@ class Model:
     """A loaded model with its reconstruction settings; see `load_model`."""
 
     def __init__(self, loaded: LoadedModel, path: Path, templates: TemplateSet | None,
-                 reconstruct: ReconstructConfig) -> None:  # fmt: skip
+                 reconstruct: ReconstructConfig, sym_templates: SymTemplates | None = None,
+                 symmetric: SymmetricConfig | None = None) -> None:  # fmt: skip
         self.loaded, self.path, self.templates, self.reconstruct_config = (
             loaded, path, templates, reconstruct)  # fmt: skip
+        self.sym_templates = sym_templates
+        self.symmetric_config = symmetric or SymmetricConfig()
 
     def __repr__(self) -> str:
         kind = "conditional" if self.loaded.conditional else "unconditional"
@@ -108,52 +121,90 @@ class Model:
         """The dataset the model was trained on, as its checkpoint records it."""
         return training_source(self.loaded.ckpt).get("dataset")
 
-    def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
-               guidance: float = 1.0, steps: int = 100, batch_size: int = 256
-               ) -> np.ndarray:  # fmt: skip
-        """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions."""
+    def sample_with_groups(self, n: int, seed: int = 0,
+                           formula: str | Sequence[str] | None = None, guidance: float = 1.0,
+                           steps: int = 100, space_group: int | str = "auto",
+                           batch_size: int = 256) -> tuple[np.ndarray, list | None]:  # fmt: skip
+        """(R (n, D), choices): each sample's (group, Wyckoff pattern) from the model's prior,
+        or the reason none holds its composition; choices is None when ``space_group`` is
+        "off" or the model carries no prior ("auto"). A number fixes the group (1 = P1)."""
+        sg = parse_space_group(space_group)
         known = None
         if formula is not None:
             formulas = [formula] if isinstance(formula, str) else list(formula)
             known = composition_condition(self.loaded.rep, formulas, n)
+        if not uses_groups(self.loaded, sg):
+            return sample_vectors(self.loaded, n, "ddim", steps, seed, batch_size, known=known,
+                                  guidance=guidance), None  # fmt: skip
+        if formula is not None:
+            check_formulas_hold(self.loaded, formulas, sg)
+        return sample_with_groups(self.loaded, n, "ddim", steps, seed, batch_size, False, known,
+                                  guidance, sg)  # fmt: skip
+
+    def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
+               guidance: float = 1.0, steps: int = 100, batch_size: int = 256,
+               space_group: int | Sequence[int] | None = None) -> np.ndarray:  # fmt: skip
+        """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions
+        (cycled), ``space_group`` (one, or one per sample; 0 = open) the group a
+        group-conditioned model samples in."""
+        known = None
+        if formula is not None:
+            formulas = [formula] if isinstance(formula, str) else list(formula)
+            known = composition_condition(self.loaded.rep, formulas, n)
+        groups = None
+        if space_group is not None:
+            groups = np.broadcast_to(np.asarray(space_group, dtype=int), (n,))
         return sample_vectors(self.loaded, n, "ddim", steps, seed, batch_size, known=known,
-                              guidance=guidance)  # fmt: skip
+                              guidance=guidance, groups=groups)  # fmt: skip
 
     def reconstruct(self, R: np.ndarray, ids: Sequence[str] | None = None, seed: int = 0,
                     config: ReconstructConfig | None = None, batch_size: int = 8,
-                    progress: bool = False) -> list[Crystal]:  # fmt: skip
+                    progress: bool = False, groups: Sequence | None = None
+                    ) -> list[Crystal]:  # fmt: skip
         """Crystals for the rows of ``R`` (n, D), in order; ids default to sample_000000, …
-        Runs on the model's device (`load_model`'s ``device``)."""
+        With ``groups`` (per row a (space group, Wyckoff pattern) or a reason, as
+        `sample_with_groups` gives them) each is reconstructed inside its group (on the CPU),
+        else freely on the model's device (`load_model`'s ``device``)."""
         R = np.atleast_2d(np.asarray(R, dtype=float))
         ids = dedupe_ids(list(ids) if ids is not None else _sample_ids(len(R)))
-        cfg = replace(config or self.reconstruct_config, seed=seed)
+        default = self.reconstruct_config if groups is None else self.symmetric_config
+        cfg = replace(config or default, seed=seed)
+        templates = self.templates if groups is None else self.sym_templates
+        pairs = targets_from(ids, decode(R, self.loaded.rep))
+        if groups is not None:
+            pairs = with_symmetry(pairs, list(groups))
         out: dict[str, Crystal] = {}
         todo = []
-        for rid, t in targets_from(ids, decode(R, self.loaded.rep)):
+        for rid, t in pairs:
             if isinstance(t, str):
                 out[rid] = Crystal(rid, None, "rejected", reason=t)
             else:
                 todo.append(t)
-        for o, _ in reconstruct_targets(todo, self.loaded.rep.ead, cfg, self.templates,
+        for o, _ in reconstruct_targets(todo, self.loaded.rep.ead, cfg, templates,
                                         batch_size, progress,
                                         device=self.loaded.device):  # fmt: skip
             out[o.id if isinstance(o, Outcome) else o[0]] = _crystal(o)
         return [out[i] for i in ids]
 
     def generate(self, n: int, seed: int = 0, guidance: float = 1.0, sample_steps: int = 100,
-                 progress: bool = False) -> list[Crystal]:  # fmt: skip
+                 progress: bool = False, space_group: int | str = "auto"
+                 ) -> list[Crystal]:  # fmt: skip
         """``n`` new crystals: compositions from the model (its composition model when it is
-        conditional), structures sampled and reconstructed."""
-        R = self.sample(n, seed, guidance=guidance, steps=sample_steps)
-        return self.reconstruct(R, seed=seed, progress=progress)
+        conditional), a space group and Wyckoff pattern each from its prior (when it carries
+        one; ``space_group`` as in `sample_with_groups`), structures sampled and
+        reconstructed."""
+        R, groups = self.sample_with_groups(n, seed, None, guidance, sample_steps, space_group)
+        return self.reconstruct(R, seed=seed, progress=progress, groups=groups)
 
     def predict_structure(self, formula: str, n: int = 1, seed: int = 0, guidance: float = 1.0,
-                          sample_steps: int = 100, progress: bool = False
-                          ) -> list[Crystal]:  # fmt: skip
+                          sample_steps: int = 100, progress: bool = False,
+                          space_group: int | str = "auto") -> list[Crystal]:  # fmt: skip
         """``n`` candidate structures for ``formula`` (e.g. "SrTiO3" or "Sr2Ti2O6": the atom
-        count follows the formula as written) — crystal-structure prediction."""
-        R = self.sample(n, seed, formula=formula, guidance=guidance, steps=sample_steps)
-        return self.reconstruct(R, seed=seed, progress=progress)
+        count follows the formula as written) — crystal-structure prediction. With a prior
+        the k-th candidate is built in the prior's k-th most likely group and pattern."""
+        R, groups = self.sample_with_groups(n, seed, formula, guidance, sample_steps,
+                                            space_group)  # fmt: skip
+        return self.reconstruct(R, seed=seed, progress=progress, groups=groups)
 
 
 def _sample_ids(n: int) -> list[str]:
@@ -164,39 +215,53 @@ def _crystal(o: Outcome | tuple[str, str]) -> Crystal:
     if not isinstance(o, Outcome):
         return Crystal(o[0], None, "failed", reason=o[1])
     status = "converged" if o.converged else "not_converged"
-    return Crystal(o.id, outcome_structure(o), status, float(o.loss), int(o.steps))
+    return Crystal(o.id, outcome_structure(o), status, float(o.loss), int(o.steps),
+                   space_group=getattr(o, "sg", None))  # fmt: skip
 
 
-def _templates(loaded: LoadedModel, templates, data_dir: str | None) -> TemplateSet | None:
+def _templates(loaded: LoadedModel, templates, data_dir: str | None,
+               symmetric: bool = False):  # fmt: skip
     """``templates``: "auto" (the model's training split when the data can be found, else
-    random starts), None (random starts), a TemplateSet or a path to a templates .npz."""
+    random starts), None (random starts), a TemplateSet or a path to a templates .npz. With
+    ``symmetric``, the "auto" split on Wyckoff parameters (SymTemplates; None otherwise)."""
+    if symmetric and templates != "auto":
+        return None
     if templates is None or isinstance(templates, TemplateSet):
         return templates
     if templates != "auto":
         return TemplateSet.load(templates)
     src = training_source(loaded.ckpt)
-    path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir)
+    path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir,
+                                symmetric=symmetric)  # fmt: skip
     if path is None:
         log.warning("%s", used)
         return None
+    if symmetric:
+        from structrepdiff.symmetry.analyze import load_description
+
+        return SymTemplates(load_description(path))
     return TemplateSet.load(path)
 
 
 def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
                templates: Any = "auto", reconstruct: ReconstructConfig | None = None,
-               data_dir: str | None = None) -> Model:  # fmt: skip
+               data_dir: str | None = None, symmetric: SymmetricConfig | None = None
+               ) -> Model:  # fmt: skip
     """A bundled model by name (``perov_5``, ``carbon_24``, ``mp_20``) or a checkpoint path.
 
     ``templates="auto"`` starts reconstruction from crystals of the model's training split
     (built once from the data directory and cached) with ``TEMPLATE_BUDGET``, the measured
     best setting; without the data it falls back to random starts with the paper's budget
     (`ReconstructConfig()`, slower and less often converged). ``reconstruct`` overrides the
-    budget either way."""
+    budget either way. A model that carries a space-group prior reconstructs inside groups
+    with ``symmetric`` (default `SymmetricConfig()`), starting from the training split on
+    Wyckoff parameters too."""
     path = model_path(name_or_path)
     loaded = LoadedModel.load(path, device)
     tset = _templates(loaded, templates, data_dir)
+    sym = _templates(loaded, templates, data_dir, True) if loaded.prior is not None else None
     cfg = reconstruct or (TEMPLATE_BUDGET if tset is not None else ReconstructConfig())
-    return Model(loaded, path, tset, cfg)
+    return Model(loaded, path, tset, cfg, sym, symmetric)
 
 
 def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: str = "small",

@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bundle this composition model (from `train-composition`) with a "
                    "conditional model, so that `generate` without --formula samples "
                    "compositions")  # fmt: skip
+    p.add_argument("--space-group-prior", default=None,
+                   help="bundle a space-group prior p(group, Wyckoff pattern | composition): "
+                   "'auto' fits it on the model's training split, or a file saved from "
+                   "LearnedPrior.state()")  # fmt: skip
+    p.add_argument("--data-dir", default=None,
+                   help="dataset folder for --space-group-prior auto (default: "
+                   "$STRUCTREPDIFF_DATA, else ../shared/data)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=run)
 
@@ -29,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from structrepdiff.pipeline.checkpoint import export_checkpoint
 
-    rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model)
+    rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model,
+                            args.space_group_prior, args.data_dir)  # fmt: skip
     size = args.out.stat().st_size / 1e6
     print(f"exported {args.model} (step {rec['step']}, {rec['n_parameters']:,} parameters, "
           f"{rec['dtype']}) -> {args.out} ({size:.1f} MB)")  # fmt: skip

@@ -50,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
                        batch_size=args.sample_batch_size, device=args.device,
                        formulas=tuple(args.formula),
                        composition_from=args.composition_from,
-                       guidance=args.guidance)  # fmt: skip
-    templates = resolve_templates(args, *_training_source(args.model))
+                       guidance=args.guidance, space_group=args.space_group)  # fmt: skip
+    symmetric = _symmetric(args.model, smp.space_group, args.device)
+    templates = resolve_templates(args, *_training_source(args.model), symmetric)
     cfg = GenerateConfig(out=args.out, sample=smp,
-                         reconstruct=reconstruct_config(args, templates is not None),
+                         reconstruct=reconstruct_config(args, templates is not None, symmetric),
                          templates=templates, batch_size=args.batch_size,
                          relax=relax_config(args) if args.relax else None,
                          relax_workers=args.relax_workers, force=args.force,
@@ -71,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
     if args.relax:
         print(f"relaxed crystals -> {args.out / 'relaxed'}/summary.csv")
     return codes.OK if frames else codes.NOTHING
+
+
+def _symmetric(model: Path, space_group, device: str) -> bool:
+    """Whether this run gives each sample a space group (one-line error if it cannot)."""
+    from structrepdiff.pipeline.checkpoint import LoadedModel
+    from structrepdiff.pipeline.sample import uses_groups
+
+    return uses_groups(LoadedModel.load(model, device), space_group)
 
 
 def _training_source(model: Path) -> tuple[str | None, str | None]:

@@ -91,9 +91,11 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_templates(args: argparse.Namespace, dataset: str | None,
-                      split: str | None = None) -> Path | None:  # fmt: skip
+                      split: str | None = None, symmetric: bool = False
+                      ) -> Path | None:  # fmt: skip
     """The template file ``--templates`` names: a path, none, or auto (``dataset``'s training
-    split; ``split`` when the model records which), saying which on stderr."""
+    split; ``split`` when the model records which; on Wyckoff parameters for reconstruction
+    inside groups when ``symmetric``), saying which on stderr."""
     import sys
 
     from structrepdiff.reconstruct.templates import auto_templates
@@ -103,17 +105,21 @@ def resolve_templates(args: argparse.Namespace, dataset: str | None,
         return None
     if choice != "auto":
         return Path(choice)
-    path, used = auto_templates(dataset, split, args.data_dir)
+    path, used = auto_templates(dataset, split, args.data_dir, symmetric=symmetric)
     print(f"templates: {used}" + (f" ({path})" if path else ""), file=sys.stderr)
     return path
 
 
-def reconstruct_config(args: argparse.Namespace, templates: bool) -> ReconstructConfig:
+def reconstruct_config(args: argparse.Namespace, templates: bool,
+                       symmetric: bool = False) -> ReconstructConfig:  # fmt: skip
     """The ReconstructConfig named by the options of `add_reconstruct_options`: trials and
-    hops not given come from `TEMPLATE_BUDGET` with ``templates``, else `ReconstructConfig`."""
+    hops not given come from `TEMPLATE_BUDGET` with ``templates``, else `ReconstructConfig`;
+    from `SymmetricConfig` for reconstruction inside groups (``symmetric``)."""
+    from structrepdiff.reconstruct.symmetric import SymmetricConfig
+
     if args.batch_size < 1:
         raise ValueError("--batch-size must be positive")
-    base = TEMPLATE_BUDGET if templates else ReconstructConfig()
+    base = SymmetricConfig() if symmetric else TEMPLATE_BUDGET if templates else ReconstructConfig()
     return replace(
         base,
         trials=args.trials if args.trials is not None else base.trials,
@@ -140,9 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
     src = load_features(args.representations).source
     # a `sample` file names the model's training split; a featurized split is never used
+    symmetric = src.get("symmetry") is not None  # samples that carry a group each
     templates = resolve_templates(args, src.get("dataset") or src.get("elements_from"),
-                                  src.get("training_split"))  # fmt: skip
-    config = reconstruct_config(args, templates is not None)
+                                  src.get("training_split"), symmetric)  # fmt: skip
+    config = reconstruct_config(args, templates is not None, symmetric)
     job = ReconstructJob(
         args.representations,
         args.out,

@@ -38,6 +38,10 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     p.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale of a conditional model (1: plain "
                    "conditional, 0: unconditional)")  # fmt: skip
+    p.add_argument("--space-group", default="auto",
+                   help="auto: give each sample a space group and Wyckoff pattern from the "
+                   "model's prior (when it carries one) and reconstruct inside it; off: no "
+                   "groups; 1-230: this group for every sample (1 = P1)")  # fmt: skip
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--formula", action="append", default=[],
                       help="fix composition and atom count (e.g. SrTiO3 = 5 atoms); "
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         formulas=tuple(args.formula),
         composition_from=args.composition_from,
         guidance=args.guidance,
+        space_group=args.space_group,
         force=args.force,
         progress=not args.no_progress,
     )

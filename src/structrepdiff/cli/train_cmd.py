@@ -47,6 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fraction of training rows with the condition dropped (for guidance)",
     )
     p.add_argument(
+        "--space-groups",
+        default=None,
+        help="also condition on each crystal's space group (conditional models): a JSON file "
+        "of {id: group} or describe rows, or 'auto' (pyxtal at 0.01 A, cached in --out)",
+    )
+    p.add_argument(
+        "--group-dropout",
+        type=float,
+        default=None,
+        help="fraction of rows per batch trained with the group left open (default: "
+        "TrainConfig's, 0.3)",
+    )
+    p.add_argument(
         "--min-snr-gamma",
         type=float,
         default=0.0,
@@ -102,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, dataset=args.dataset, split=args.split, features=args.features,
         data_dir=args.data_dir, preset=args.preset, scaler=args.scaler,
         composition_weight=args.composition_weight, conditional=args.conditional,
-        cond_dropout=args.cond_dropout, min_snr_gamma=args.min_snr_gamma,
+        cond_dropout=args.cond_dropout, space_groups=args.space_groups,
+        **({} if args.group_dropout is None else {"group_dropout": args.group_dropout}),
+        min_snr_gamma=args.min_snr_gamma,
 denoiser=den, T=args.T,
         lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,

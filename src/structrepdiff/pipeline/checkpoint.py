@@ -7,7 +7,9 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, save
     scaler (mean, std), denoiser (config), diffusion (T, s, max_beta), train (config, split,
     held-out ids), model, ema, optimizer, rng, metrics; a conditional structure model adds
     conditional (mask (D,) bool of the input features, dropout) and may carry its composition
-    model (composition: `CompositionModel.state()`).
+    model (composition: `CompositionModel.state()`) and a space-group prior
+    (space_group_prior: `LearnedPrior.state()`); a group-conditioned one records group_dim
+    and group_dropout in ``conditional``.
 
 `export_checkpoint` writes a sampling-only copy (EMA weights, optionally in half precision,
 plus ``exported``), small enough to bundle; it samples like the original but cannot resume
@@ -76,14 +78,17 @@ EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16",
-                      force: bool = False, composition: str | os.PathLike | None = None
+                      force: bool = False, composition: str | os.PathLike | None = None,
+                      prior: str | os.PathLike | None = None, data_dir: str | None = None
                       ) -> dict[str, Any]:  # fmt: skip
     """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
     training weights, optimizer and RNG state, with the EMA network *parameters* cast to
     ``dtype`` (cast back to float32 on loading). Buffers such as the fitted Gaussian of
     `GaussianSkip` stay float32: they hold values half precision cannot represent.
     ``composition`` (a file from `train-composition`) bundles that composition model, refused
-    unless the checkpoint is conditional and shares its vocabulary and N_max. Returns the
+    unless the checkpoint is conditional and shares its vocabulary and N_max. ``prior``
+    bundles a space-group prior (`LearnedPrior`): a file saved from ``prior.state()``, or
+    "auto" to fit it on the model's training split (found in ``data_dir``). Returns the
     copy's ``exported`` record."""
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
@@ -100,6 +105,9 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     if composition is not None:
         keep["composition"] = _composition_state(ckpt, composition)
         record["composition"] = Path(composition).name
+    if prior is not None:
+        keep["space_group_prior"] = _prior_state(ckpt, prior, data_dir)
+        record["space_group_prior"] = str(prior) if prior == "auto" else Path(prior).name
     save_checkpoint({**keep, "ema": ema, "exported": record}, dst)
     return record
 
@@ -114,6 +122,21 @@ def _composition_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[st
     rep = Representation.from_dict(ckpt["representation"])
     model.cfg.check_matches(rep.atomic_numbers, rep.n_max, str(path))
     return model.state()
+
+
+def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None) -> dict[str, Any]:
+    from structrepdiff.symmetry.learned import fit_prior, load_prior
+
+    if "conditional" not in ckpt:
+        raise ValueError("a space-group prior goes with a conditional structure model "
+                         "(train --conditional); this one is unconditional")  # fmt: skip
+    if prior != "auto":
+        return load_prior(prior).state()
+    src = training_source(ckpt)
+    if not src.get("dataset") or not src.get("split"):
+        raise ValueError("prior 'auto' needs a checkpoint that records its training dataset "
+                         "and split; fit the prior yourself and give its file")  # fmt: skip
+    return fit_prior(src["dataset"], src["split"], data_dir).state()
 
 
 def scaler_state(scaler: Scaler) -> dict[str, Any]:
@@ -154,6 +177,8 @@ class LoadedModel:
         cond = ckpt.get("conditional")
         # (D,) bool: the R features a conditional model takes as input (composition and N)
         self.cond_mask = None if cond is None else cond["mask"].cpu().numpy().astype(bool)
+        # a group-conditioned model also takes `group_features` (space group, crystal system)
+        self.group_dim = 0 if cond is None else int(cond.get("group_dim", 0))
         self.composition = None
         if "composition" in ckpt:
             from structrepdiff.composition.model import CompositionModel
@@ -161,11 +186,21 @@ class LoadedModel:
             self.composition = CompositionModel.from_state(ckpt["composition"])
             self.composition.cfg.check_matches(self.rep.atomic_numbers, self.rep.n_max,
                                                "in this checkpoint")  # fmt: skip
+        self.prior = None  # p(space group, Wyckoff pattern | composition), when bundled
+        if "space_group_prior" in ckpt:
+            from structrepdiff.symmetry.learned import LearnedPrior
+
+            self.prior = LearnedPrior.from_state(ckpt["space_group_prior"])
 
     @property
     def conditional(self) -> bool:
         """True when the denoiser models the structure given composition and N."""
         return self.cond_mask is not None
+
+    @property
+    def group_conditioned(self) -> bool:
+        """True when the denoiser also takes the space group (trained with space_groups)."""
+        return self.group_dim > 0
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> LoadedModel:

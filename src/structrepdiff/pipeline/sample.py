@@ -25,6 +25,12 @@ class SampleConfig:
     of a feature file of the model's representation (e.g. its training features). A
     conditional model without either draws them from its composition model; ``guidance`` is
     its classifier-free guidance scale.
+
+    ``space_group``: "auto" gives each sample a space group and Wyckoff pattern from the
+    model's space-group prior when it carries one (drawn for sampled compositions, the most
+    likely first for ``formulas``), conditions a group-conditioned model on it, and records
+    it for reconstruction inside the group; "off" samples without groups (the unconstrained
+    path); a number 1–230 fixes the group of every sample (1: P1).
     """
 
     model: Path
@@ -38,11 +44,13 @@ class SampleConfig:
     formulas: tuple[str, ...] = ()
     composition_from: Path | None = None
     guidance: float = 1.0
+    space_group: int | str = "auto"
     force: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formulas", tuple(self.formulas))
+        object.__setattr__(self, "space_group", parse_space_group(self.space_group))
         if self.formulas and self.composition_from is not None:
             raise ValueError("give formulas or composition_from, not both")
         if self.sampler not in SAMPLERS:
@@ -51,10 +59,74 @@ class SampleConfig:
             raise ValueError("`num`, `batch_size` and `steps` must be positive")
 
 
+def parse_space_group(value: int | str) -> int | str:
+    """ "auto", "off" or a group number 1–230 (from an int or its string); one-line errors."""
+    if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
+        return value.strip().lower()
+    try:
+        sg = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"space group must be auto, off or a number 1–230, got {value!r}"
+                         ) from None  # fmt: skip
+    if not 1 <= sg <= 230:
+        raise ValueError(f"space group {sg} is not in 1–230")
+    return sg
+
+
+def uses_groups(model: LoadedModel, space_group: int | str) -> bool:
+    """Whether sampling with ``space_group`` ("auto", "off", 1–230) assigns groups: "auto"
+    does when the model carries a prior; a number needs one (ValueError otherwise)."""
+    if space_group == "off" or (space_group == "auto" and model.prior is None):
+        return False
+    if model.prior is None or not model.conditional:
+        raise ValueError(f"space group {space_group}: this model carries no space-group prior "
+                         "(export it with --space-group-prior); use space group auto or off"
+                         )  # fmt: skip
+    return True
+
+
+def sample_with_groups(model: LoadedModel, num: int, sampler: str = "ddim", steps: int = 100,
+                       seed: int = 0, batch_size: int = 256, progress: bool = False,
+                       known: tuple[np.ndarray, np.ndarray] | None = None,
+                       guidance: float = 1.0, space_group: int | str = "auto"
+                       ) -> tuple[np.ndarray, list]:  # fmt: skip
+    """(R (num, D), choices): each sample's (group, pattern) from the model's prior, or the
+    reason none fits, with R sampled given the group when the model is group-conditioned.
+    Formulas in ``known`` get ranked pairs (structure prediction), sampled compositions
+    drawn ones; a fixed ``space_group`` keeps that group. See `assign_groups`."""
+    from structrepdiff.symmetry.assign import assign_groups, numbers_of_rows
+
+    given = known is not None
+    known = _conditional_known(model, known, num, seed)
+    comps = numbers_of_rows(model.rep, known[1])
+    fixed = space_group if isinstance(space_group, int) else None
+    choices = assign_groups(model.prior, comps, "rank" if given else "sample", seed, fixed)
+    groups = None
+    if model.group_conditioned:
+        groups = np.array([0 if isinstance(c, str) else c[0] for c in choices])
+    R = sample_vectors(model, num, sampler, steps, seed, batch_size, progress, known,
+                       guidance, groups)  # fmt: skip
+    return R, choices
+
+
+def check_formulas_hold(model: LoadedModel, formulas, space_group: int | str) -> None:
+    """One line naming the first formula no proposal of the prior (or the fixed group) holds."""
+    from structrepdiff.representation.condition import composition_row
+    from structrepdiff.symmetry.assign import no_group_reason, numbers_of_rows
+
+    fixed = space_group if isinstance(space_group, int) else None
+    for f in dict.fromkeys(formulas):
+        (numbers,) = numbers_of_rows(model.rep, composition_row(model.rep, f)[None])
+        held = (model.prior.distribution(numbers) if fixed is None
+                else model.prior.patterns(numbers, fixed))  # fmt: skip
+        if not held:
+            raise ValueError(no_group_reason(numbers, fixed))
+
+
 def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: int = 100,
                    seed: int = 0, batch_size: int = 256, progress: bool = False,
                    known: tuple[np.ndarray, np.ndarray] | None = None,
-                   guidance: float = 1.0) -> np.ndarray:  # fmt: skip
+                   guidance: float = 1.0, groups=None) -> np.ndarray:  # fmt: skip
     """(num, D) float64 vectors in R space (scaler inverted).
 
     x̂_0 is clamped at every step to the model's ``x0_bounds`` (the scaled training range
@@ -68,8 +140,12 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
     classifier-free ``guidance`` (1: plain conditional). A conditional model without ``known``
     draws compositions from the composition model in its checkpoint (seeded by ``seed``).
 
+    ``groups`` (num,) int: the space group each sample is conditioned on (0 = left open), for a
+    group-conditioned model (``model.group_conditioned``); None leaves every group open.
+
     Batch k draws from a generator seeded with (seed, k): same seed and batch size, same output.
     """
+    groups = check_groups(model, groups, num)
     if model.conditional:
         known = _conditional_known(model, known, num, seed)
     elif guidance != 1.0:
@@ -82,7 +158,7 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
         fixed = None if known is None else _scaled_known(model, known, start, n)
         if model.conditional:
             mask, z = fixed
-            c = z[:, mask].to(model.device)
+            c = _with_groups(model, z[:, mask], groups, start, n).to(model.device)
             z[:, ~mask] = _draw(model, guided(model.net, c, guidance), n, sampler, steps, g,
                                 None).cpu()  # fmt: skip
         else:
@@ -91,11 +167,43 @@ def sample_vectors(model: LoadedModel, num: int, sampler: str = "ddim", steps: i
     return np.concatenate(out)
 
 
+def check_groups(model: LoadedModel, groups, num: int) -> np.ndarray | None:
+    """``groups`` as (num,) int (None when not given); one-line errors for a model without
+    the group condition, a wrong length or a group outside 0–230."""
+    if groups is None:
+        return None
+    if not model.group_conditioned:
+        raise ValueError("this model was trained without the space-group condition; "
+                         "train it with space_groups to give groups")  # fmt: skip
+    g = np.asarray(groups, dtype=int).reshape(-1)
+    if len(g) != num:
+        raise ValueError(f"give one space group per sample: {len(g)} groups for {num}")
+    if ((g < 0) | (g > 230)).any():
+        raise ValueError(f"space group {int(g[(g < 0) | (g > 230)][0])} is not in 1–230")
+    return g
+
+
+def _with_groups(model: LoadedModel, c: torch.Tensor, groups: np.ndarray | None, start: int,
+                 n: int) -> torch.Tensor:  # fmt: skip
+    """Conditions c (n, ·) of the batch at ``start``, with the group columns appended for a
+    group-conditioned model (unknown where ``groups`` is None)."""
+    if not model.group_conditioned:
+        return c
+    from structrepdiff.representation.condition import group_features
+
+    g = np.zeros(n, dtype=int) if groups is None else groups[start : start + n]
+    return torch.cat([c, torch.as_tensor(group_features(g), dtype=c.dtype)], 1)
+
+
 def refine_vectors(model: LoadedModel, R: np.ndarray, t0: int, steps: int = 100, seed: int = 0,
-                   guidance: float = 1.0, batch_size: int = 256) -> np.ndarray:  # fmt: skip
+                   guidance: float = 1.0, batch_size: int = 256, groups=None
+                   ) -> np.ndarray:  # fmt: skip
     """Projection step of a conditional model: the structure part of each R row (n, D) in R
     units, e.g. the re-encoded reconstructed crystal, is noised to step ``t0`` and denoised
-    by DDIM given the row's own composition and N (which stay exactly). Returns (n, D)."""
+    by DDIM given the row's own composition and N (which stay exactly) and, for a
+    group-conditioned model, ``groups`` (n,) (0 / None = open). Returns (n, D). With a
+    retrieved training crystal's R this is retrieval-anchored sampling (SDEdit)."""
+    groups = check_groups(model, groups, len(R))
     if not model.conditional:
         raise ValueError("refining needs a conditional model (trained with `conditional`=True)")
     if not 0 <= t0 < model.diffusion.T:
@@ -109,7 +217,8 @@ def refine_vectors(model: LoadedModel, R: np.ndarray, t0: int, steps: int = 100,
         noise = torch.randn(z[:, ~mask].shape, generator=g)
         xt = model.diffusion.q_sample(z[:, ~mask].to(model.device), t.to(model.device),
                                       noise.to(model.device))  # fmt: skip
-        net = guided(model.net, z[:, mask].to(model.device), guidance)
+        c = _with_groups(model, z[:, mask], groups, start, len(z))
+        net = guided(model.net, c.to(model.device), guidance)
         with torch.no_grad():
             z[:, ~mask] = model.diffusion.sample_ddim(
                 net, xt.shape, steps=steps, device=model.device, clip=model.clip,
@@ -182,12 +291,23 @@ def sample(cfg: SampleConfig) -> Path:
         raise FileExistsError(f"{cfg.out} exists; pass `force`=True to overwrite")
     model = LoadedModel.load(cfg.model, cfg.device)
     known = conditions(cfg, model)
-    R = sample_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,
-                       cfg.progress, known, cfg.guidance)  # fmt: skip
+    symmetry = None
+    if uses_groups(model, cfg.space_group):
+        from structrepdiff.symmetry.assign import choices_to_json
+
+        check_formulas_hold(model, cfg.formulas, cfg.space_group)
+        R, choices = sample_with_groups(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed,
+                                        cfg.batch_size, cfg.progress, known, cfg.guidance,
+                                        cfg.space_group)  # fmt: skip
+        symmetry = choices_to_json(choices)
+    else:
+        R = sample_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,
+                           cfg.progress, known, cfg.guidance)  # fmt: skip
     ids = [f"sample_{k:06d}" for k in range(cfg.num)]
     source = {"model": str(cfg.model), "step": int(model.ckpt["step"]), "sampler": cfg.sampler,
               "steps": cfg.steps, "seed": cfg.seed, "batch_size": cfg.batch_size,
               "formulas": list(cfg.formulas), "guidance": cfg.guidance,
+              "space_group": cfg.space_group, "symmetry": symmetry,
               "composition_from": None if cfg.composition_from is None
               else str(cfg.composition_from)}  # fmt: skip
     trained = training_source(model.ckpt)  # lets `reconstruct --templates auto` find the

@@ -36,13 +36,19 @@ from structrepdiff.pipeline.checkpoint import (
     save_checkpoint,
     scaler_state,
 )
-from structrepdiff.representation.condition import condition_mask
+from structrepdiff.representation.condition import GROUP_DIM, condition_mask, group_features
 from structrepdiff.representation.scaler import SCALER_KINDS, Scaler
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``features`` (an .npz from `featurize`) replaces dataset featurising."""
+    """One training run. ``features`` (an .npz from `featurize`) replaces dataset featurising.
+
+    ``space_groups`` (conditional models only) adds each training crystal's space group and
+    crystal system to the condition: a JSON file of {id: group} or of `describe_split` rows,
+    or "auto" (the training split described by pyxtal at 0.01 Å, cached in ``out``). Rows
+    without a group, and a ``group_dropout`` fraction of the others per batch, get the
+    "unknown" group, so the model also samples with the group left open."""
 
     out: Path
     dataset: str | None = None
@@ -54,6 +60,8 @@ class TrainConfig:
     composition_weight: float = 1.0
     conditional: bool = False
     cond_dropout: float = 0.1
+    space_groups: str | None = None
+    group_dropout: float = 0.3
     min_snr_gamma: float = 0.0
     denoiser: DenoiserConfig = field(default_factory=lambda: DenoiserConfig(dim=1))
     T: int = 2000
@@ -82,6 +90,11 @@ class TrainConfig:
                              "composition_weight must stay 1")  # fmt: skip
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError("cond_dropout must be in [0, 1)")
+        if self.space_groups is not None and not self.conditional:
+            raise ValueError("a space-group condition needs a conditional model "
+                             "(`conditional`=True)")  # fmt: skip
+        if not 0.0 <= self.group_dropout < 1.0:
+            raise ValueError("group_dropout must be in [0, 1)")
         if self.min_snr_gamma < 0:
             raise ValueError("min_snr_gamma must be >= 0 (0 switches it off)")
         if not 0.0 < self.holdout < 0.5:
@@ -242,15 +255,52 @@ def _prepare(cfg: TrainConfig) -> tuple[FeatureSet, np.ndarray, np.ndarray, Scal
     return fs, train_idx, hold_idx, Scaler.fit(fs.R[train_idx], minmax_blocks=blocks)
 
 
-def _split_condition(cfg: TrainConfig, fs: FeatureSet, Z: np.ndarray
+def training_groups(cfg: TrainConfig, fs: FeatureSet) -> np.ndarray | None:
+    """(n,) space group of each training row (0 = unknown) from ``cfg.space_groups``, or None
+    without a group condition."""
+    if cfg.space_groups is None:
+        return None
+    from structrepdiff.symmetry.analyze import describe_split, load_group_table
+
+    if cfg.space_groups == "auto":
+        dataset, split = fs.source.get("dataset"), fs.source.get("split")
+        if dataset is None or split is None:
+            raise ValueError("space_groups='auto' needs features that name their dataset and "
+                             "split; give a JSON file of {id: group} instead")  # fmt: skip
+        rows = describe_split(dataset, split, cfg.out, cfg.data_dir)
+        table = {rid: w.sg for rid, _, w in rows}
+    else:
+        table = load_group_table(cfg.space_groups)
+    return np.array([table.get(i, 0) for i in fs.ids], dtype=int)
+
+
+def _split_condition(cfg: TrainConfig, fs: FeatureSet, Z: np.ndarray,
+                     groups: np.ndarray | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """Scaled rows Z (n, D) -> (diffused columns, conditions): all columns and None for an
-    unconditional model; the structure columns and the composition + N columns otherwise."""
+    unconditional model; the structure columns and the composition + N columns (then the
+    `group_features` of ``groups`` (n,), when given) otherwise."""
     Z = torch.as_tensor(Z, dtype=torch.float32)
     if not cfg.conditional:
         return Z.to(cfg.device), None
     mask = torch.as_tensor(condition_mask(fs.rep))
-    return Z[:, ~mask].to(cfg.device), Z[:, mask].to(cfg.device)
+    C = Z[:, mask]
+    if groups is not None:
+        C = torch.cat([C, torch.as_tensor(group_features(groups))], 1)
+    return Z[:, ~mask].to(cfg.device), C.to(cfg.device)
+
+
+def _unknown_group(C: torch.Tensor) -> torch.Tensor:
+    """C (n, cond_dim) with the group columns set to "unknown"."""
+    C = C.clone()
+    C[:, -GROUP_DIM:] = torch.as_tensor(group_features([0]), device=C.device)
+    return C
+
+
+def _drop_groups(C: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """C with each row's group set to unknown with probability ``p``."""
+    drop = (torch.rand(len(C), generator=gen) < p).to(C.device)
+    return torch.where(drop[:, None], _unknown_group(C), C)
 
 
 def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path, fs: FeatureSet) -> None:
@@ -310,6 +360,8 @@ def _static(
     if cfg.conditional:
         static["conditional"] = {"mask": torch.as_tensor(condition_mask(fs.rep)),
                                  "dropout": cfg.cond_dropout}  # fmt: skip
+        if cfg.space_groups is not None:
+            static["conditional"].update(group_dim=GROUP_DIM, group_dropout=cfg.group_dropout)
     return static
 
 
@@ -320,8 +372,11 @@ def train(cfg: TrainConfig) -> TrainSummary:
     check_device(cfg.device)
     t0 = time.perf_counter()
     fs, train_idx, hold_idx, scaler = _prepare(cfg)
-    X, C = _split_condition(cfg, fs, scaler.transform(fs.R[train_idx]))
-    V, CV = _split_condition(cfg, fs, scaler.transform(fs.R[hold_idx]))
+    G = training_groups(cfg, fs)
+    X, C = _split_condition(cfg, fs, scaler.transform(fs.R[train_idx]),
+                            None if G is None else G[train_idx])  # fmt: skip
+    V, CV = _split_condition(cfg, fs, scaler.transform(fs.R[hold_idx]),
+                             None if G is None else G[hold_idx])  # fmt: skip
     den = replace(cfg.denoiser, dim=X.shape[1], T=cfg.T, cond_dim=0 if C is None else C.shape[1])
     diff = GaussianDiffusion(cfg.T).to(cfg.device)
     weight = None
@@ -329,7 +384,9 @@ def train(cfg: TrainConfig) -> TrainSummary:
         weight = feature_weights(fs.rep.layout.slices, X.shape[1], cfg.composition_weight)
         weight = None if weight is None else weight.to(cfg.device)
     tw = diff.min_snr_weights(cfg.min_snr_gamma).float() if cfg.min_snr_gamma else None
-    st = _State(cfg, den, X, diff, C)
+    # the Gaussian skip's conditional is fitted on every row twice: with its group and without
+    fitX, fitC = (X, C) if G is None else (torch.cat([X, X]), torch.cat([C, _unknown_group(C)]))
+    st = _State(cfg, den, fitX, diff, fitC)
     path = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and path.exists():
         ckpt = load_checkpoint(path, cfg.device)
@@ -342,8 +399,11 @@ def train(cfg: TrainConfig) -> TrainSummary:
     bar = tqdm(total=cfg.steps, initial=st.step, disable=not cfg.progress, desc="train")
     while st.step < cfg.steps:
         idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen)
+        c = None if C is None else C[idx]
+        if G is not None:
+            c = _drop_groups(c, cfg.group_dropout, st.gen)
         model = st.net if C is None else conditional_batch_model(
-            st.net, C[idx], cfg.cond_dropout, st.gen)  # fmt: skip
+            st.net, c, cfg.cond_dropout, st.gen)  # fmt: skip
         batch_loss = diff.loss(model, X[idx], st.gen, weight, tw)
         st.opt.zero_grad(set_to_none=True)
         batch_loss.backward()

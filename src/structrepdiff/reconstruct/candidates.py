@@ -20,6 +20,7 @@ from structrepdiff.reconstruct.symmetric import (
     SymTemplates,
     reconstruct_symmetric,
 )
+from structrepdiff.symmetry.assign import no_group_reason
 from structrepdiff.symmetry.prior import SpaceGroupPrior
 
 
@@ -68,8 +69,7 @@ def reconstruct_candidates(
     for i, t in enumerate(targets):
         dist = prior.distribution(t.numbers)[:k]
         if not dist:
-            reasons[t.id].append(f"no space group of the training prior holds "
-                                 f"{_formula(t.numbers)} with N = {len(t.numbers)}")  # fmt: skip
+            reasons[t.id].append(no_group_reason(t.numbers))
         for _, sg, pattern in dist:
             sts.append(SymTarget(t, sg, pattern))
             owner.append(i)
@@ -83,13 +83,3 @@ def reconstruct_candidates(
             reasons[targets[i].id].append(o[1])
     return [Candidates(t.id, per[i], reasons[t.id], choose(per[i], alpha))
             for i, t in enumerate(targets)]  # fmt: skip
-
-
-def _formula(numbers) -> str:
-    """ "Li7O3" for the atoms ``numbers`` (counts as given, not reduced)."""
-    from collections import Counter
-
-    from pymatgen.core import Composition, Element
-
-    counts = Counter(int(z) for z in numbers)
-    return Composition({Element.from_Z(z): n for z, n in counts.items()}).formula.replace(" ", "")

@@ -21,11 +21,17 @@ from tqdm.auto import tqdm
 from structrepdiff.features import atomic_write, load_features
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome, Target, rank_starts, reconstruct_batch
+from structrepdiff.reconstruct.symmetric import (
+    SymmetricConfig,
+    SymTarget,
+    SymTemplates,
+    reconstruct_symmetric,
+)
 from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 
 log = logging.getLogger(__name__)
-FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif")
+FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif", "space_group")
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ class SummaryWriter:
 
     def __init__(self, path: Path, fields: tuple[str, ...] = FIELDS):
         new = not path.exists() or path.stat().st_size == 0
+        if not new:  # resuming a file written with other columns keeps its own header
+            with open(path, newline="") as fh:
+                fields = tuple(next(csv.reader(fh), fields))
         self.fields = fields
         self.fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
         self.writer = csv.DictWriter(self.fh, fieldnames=fields)
@@ -178,6 +187,7 @@ def _write_outcome(o: Outcome, out: Path, seconds: float, writer: SummaryWriter)
         steps=o.steps,
         seconds=f"{seconds:.3f}",
         cif=name,
+        space_group=getattr(o, "sg", ""),
     )
     return status
 
@@ -209,9 +219,12 @@ def _reconstruct_safely(
     raised; a failing batch is retried crystal by crystal so one bad target spoils nothing."""
     tb = time.perf_counter()
     try:
-        starts = (None if templates is None
-                  else template_starts(batch, templates, ead, config, device))  # fmt: skip
-        outcomes = reconstruct_batch(batch, ead, config, starts, device=device)
+        if isinstance(batch[0], SymTarget):
+            outcomes = _symmetric_batch(batch, ead, config, templates)
+        else:
+            starts = (None if templates is None
+                      else template_starts(batch, templates, ead, config, device))  # fmt: skip
+            outcomes = reconstruct_batch(batch, ead, config, starts, device=device)
     except (ValueError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
         if len(batch) == 1:
             yield (batch[0].id, f"{type(exc).__name__}: {exc}"), time.perf_counter() - tb
@@ -222,6 +235,27 @@ def _reconstruct_safely(
     per = (time.perf_counter() - tb) / len(batch)
     for o in outcomes:
         yield o, per
+
+
+def _symmetric_batch(batch: list[SymTarget], ead, config: ReconstructConfig,
+                     templates: SymTemplates | None) -> list:  # fmt: skip
+    """Targets with their group and pattern, reconstructed inside the group (template starts
+    of the same group and pattern when ``templates``); a plain config gains the symmetric
+    settings' defaults."""
+    if not isinstance(config, SymmetricConfig):
+        config = SymmetricConfig(**config.to_dict())
+    starts = None if templates is None else [templates.starts(st) for st in batch]
+    return reconstruct_symmetric(batch, ead, config, starts)
+
+
+def with_symmetry(pairs, choices) -> Iterator[tuple[str, Target | SymTarget | str]]:
+    """`targets_from` pairs with each decodable target given its (group, pattern) from
+    ``choices`` (same order; a reason string there replaces the target)."""
+    for (rid, t), c in zip(pairs, choices, strict=True):
+        if isinstance(t, str) or isinstance(c, str):
+            yield rid, t if isinstance(t, str) else c
+        else:
+            yield rid, SymTarget(t, c[0], c[1])
 
 
 def targets_from(ids: list[str], decoded: list) -> Iterator[tuple[str, Target | str]]:
@@ -237,15 +271,20 @@ def decodable_targets(fs) -> list[Target]:
     return [t for _, t in targets_from(fs.ids, decode(fs.R, fs.rep)) if not isinstance(t, str)]
 
 
-def _load_templates(templates: TemplateSet | Path | str | None) -> TemplateSet | None:
-    if templates is None or isinstance(templates, TemplateSet):
+def _load_templates(templates):
+    """A TemplateSet (.npz) or SymTemplates (a `describe_split` .json) from its path."""
+    if templates is None or isinstance(templates, TemplateSet | SymTemplates):
         return templates
     st = Path(templates).stat()  # the cache key includes the file's size and time
     return _cached_template_file(str(templates), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_template_file(path: str, size: int, mtime_ns: int) -> TemplateSet:
+def _cached_template_file(path: str, size: int, mtime_ns: int) -> TemplateSet | SymTemplates:
+    if path.endswith(".json"):
+        from structrepdiff.symmetry.analyze import load_description
+
+        return SymTemplates(load_description(path))
     return TemplateSet.load(path)
 
 
@@ -306,11 +345,16 @@ def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
     if len(set(fs.ids[: len(ids)])) != len(ids):
         log.warning("%s repeats ids; the repeats are renamed <id>~<k>", job.representations)
     decoded = decode(fs.R[: len(ids)], fs.rep)
+    pairs = targets_from(ids, decoded)
+    if fs.source.get("symmetry") is not None:  # samples that carry their group and pattern
+        from structrepdiff.symmetry.assign import choices_from_json
+
+        pairs = with_symmetry(pairs, choices_from_json(fs.source["symmetry"])[: len(ids)])
     counts: dict[str, int] = {}
     writer = SummaryWriter(Path(job.out) / "summary.csv")
     todo: list[Target] = []
     try:
-        for rid, t in targets_from(ids, decoded):
+        for rid, t in pairs:
             if rid in done:
                 continue
             if isinstance(t, str):

@@ -95,7 +95,8 @@ class SymTarget:
 
 @dataclass
 class SymOutcome(Outcome):
-    """`Outcome` plus the group and pattern it was built in and the two loss terms."""
+    """`Outcome` plus the group and pattern it was built in and the two loss terms; ``loss``
+    is the descriptor loss (as for the free path), the lattice term is ``lattice_loss``."""
 
     sg: int = 1
     pattern: tuple = ()
@@ -408,10 +409,10 @@ def _outcome(st: SymTarget, xyz: Tensor, theta: Tensor, loss: Tensor, steps: int
         cell = niggli_maps(cell) @ cell
     frac = pos.double() @ torch.linalg.inv(cell[0].double())
     frac = frac - torch.floor(frac)
-    total, d, lat = (float(x) for x in loss)
+    _, d, lat = (float(x) for x in loss)  # the total (ranking the trials) is d + w · lat
     return SymOutcome(
         st.id, lay.numbers.numpy(), (frac @ cell[0].double()).numpy(),
-        cell[0].double().numpy(), total, bool(d < threshold), int(steps), st.sg, st.pattern,
+        cell[0].double().numpy(), d, bool(d < threshold), int(steps), st.sg, st.pattern,
         d, lat)  # fmt: skip
 
 

@@ -222,14 +222,21 @@ def training_split(dataset: str, data_dir: str | None = None) -> str:
 
 
 def auto_templates(dataset: str | None, split: str | None = None, data_dir: str | None = None,
-                   cache_dir: str | os.PathLike | None = None
+                   cache_dir: str | os.PathLike | None = None, symmetric: bool = False
                    ) -> tuple[Path | None, str]:  # fmt: skip
     """(template file of ``dataset``'s training split, what was used) — or (None, why not)
-    when the dataset is unknown or its data cannot be found: then starts are random."""
+    when the dataset is unknown or its data cannot be found: then starts are random. With
+    ``symmetric`` the file is the split on Wyckoff parameters (`cached_description_path`),
+    the starts of reconstruction inside a group."""
     if not dataset:
         return None, "random starts: the dataset is not known"
     try:
         split = split or training_split(dataset, data_dir)
+        if symmetric:
+            from structrepdiff.symmetry.analyze import cached_description_path
+
+            path = cached_description_path(dataset, split, data_dir, cache_dir)
+            return path, f"{dataset}/{split} on Wyckoff parameters"
         return cached_templates_path(dataset, split, data_dir, cache_dir), f"{dataset}/{split}"
     except FileNotFoundError as exc:  # DataNotFoundError is one
         return None, f"random starts: no {dataset} data for templates ({exc})"

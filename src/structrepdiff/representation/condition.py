@@ -87,3 +87,24 @@ def condition_rows_from_counts(rep: Representation, counts: np.ndarray
     rows[:, rep.layout.slices["composition"]] = counts / n[:, None]
     rows[:, rep.layout.slices["n_atoms"]] = (n / rep.n_max)[:, None]
     return condition_mask(rep), rows
+
+
+GROUP_DIM = 231 + 8  # one-hot space group (0 = unknown, 1–230) + crystal system (0 = unknown)
+
+
+def group_features(groups) -> np.ndarray:
+    """(n, GROUP_DIM) condition columns of space groups ``groups`` (n,) int, 0 = unknown:
+    the one-hot group followed by the one-hot crystal system (shared by the groups of a
+    system). Raises ValueError naming a group outside 0–230."""
+    from structrepdiff.symmetry.groups import SYSTEMS, crystal_system
+
+    groups = np.asarray(groups, dtype=int).reshape(-1)
+    bad = groups[(groups < 0) | (groups > 230)]
+    if len(bad):
+        raise ValueError(f"space group {int(bad[0])} is not in 1–230 (0 means unknown)")
+    out = np.zeros((len(groups), GROUP_DIM), dtype=np.float32)
+    out[np.arange(len(groups)), groups] = 1.0
+    system = np.array([0 if g == 0 else 1 + SYSTEMS.index(crystal_system(int(g)))
+                       for g in groups], dtype=int)  # fmt: skip
+    out[np.arange(len(groups)), 231 + system] = 1.0
+    return out

@@ -96,8 +96,60 @@ def describe_split(
                 rows.append({"id": rid, "numbers": [int(z) for z in s.atomic_numbers],
                              **w.to_dict()})  # fmt: skip
         if path is not None:
+            from structrepdiff.data.atomic import atomic_write
+
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(rows))
-    else:
-        rows = json.loads(path.read_text())
+            atomic_write(path, lambda p: p.write_text(json.dumps(rows)), force=True,
+                         suffix=".json")  # fmt: skip
+        return [(r["id"], np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows]
+    return load_description(path)
+
+
+def load_group_table(path: str | Path) -> dict[str, int]:
+    """{id: space group} from a JSON file holding such a dict or `describe_split` rows (a
+    list of objects with "id" and "sg"). Raises ValueError with a one-line reason."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read space groups from {path}: {exc}") from None
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        data = {r.get("id"): r.get("sg") for r in data}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds neither {{id: group}} nor describe_split rows")
+    out = {}
+    for rid, sg in data.items():
+        if not isinstance(sg, int) or not 1 <= sg <= 230:
+            raise ValueError(f"{path}: crystal {rid!r} has space group {sg!r}, not 1–230")
+        out[str(rid)] = sg
+    return out
+
+
+def cached_description_path(dataset: str, split: str, data_dir: str | None = None,
+                            cache_dir: str | Path | None = None) -> Path:  # fmt: skip
+    """The JSON file of `describe_split` of one dataset split, built once under ``cache_dir``
+    (default `default_cache_dir`) keyed by the split file's sha256, like the template files."""
+    from structrepdiff.data.io import split_path
+    from structrepdiff.data.paths import default_cache_dir, file_sha256
+
+    source = split_path(data_dir, dataset, split)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = root / "wyckoff" / file_sha256(source)[:16]
+    describe_split(dataset, split, folder, data_dir)
+    return folder / f"{dataset}_{split}_wyckoff.json"
+
+
+def load_description(path: str | Path) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
+    """The rows of a `describe_split` JSON file."""
+    import json
+
+    rows = json.loads(Path(path).read_text())
     return [(r["id"], np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows]
+
+
+def cached_description(dataset: str, split: str, data_dir: str | None = None,
+                       cache_dir: str | Path | None = None
+                       ) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:  # fmt: skip
+    """`describe_split` of one dataset split through `cached_description_path`."""
+    return load_description(cached_description_path(dataset, split, data_dir, cache_dir))

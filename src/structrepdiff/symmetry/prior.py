@@ -5,7 +5,8 @@ sorted atom counts per species, e.g. (1, 1, 3) for ABX3). Species are anonymised
 atom count, then Pauling electronegativity, so a pattern transfers cation to cation when it is
 instantiated for a new composition. Compositions whose anonymous formula no training crystal
 has back off to the groups seen with the same atom count and number of species (else to all
-groups seen), each with the Wyckoff combinations pyxtal finds that hold the composition. Every
+groups seen), each with the Wyckoff combinations that hold the composition (fewest orbits
+first, `wyckoff_combinations`). Every
 proposed pattern holds the composition exactly (`pattern_problem` is None).
 """
 
@@ -15,12 +16,12 @@ import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from structrepdiff.symmetry.groups import centering_order, group_orbits, pattern_problem
+from structrepdiff.symmetry.combos import wyckoff_combinations
+from structrepdiff.symmetry.groups import pattern_problem
 
 Pattern = tuple[tuple[int, str], ...]
 
@@ -115,6 +116,27 @@ class SpaceGroupPrior:
                         key=lambda r: (-r[0], r[1], r[2]))  # fmt: skip
         return ranked
 
+    def patterns(self, numbers, sg: int) -> list[tuple[float, Pattern]]:
+        """p(pattern | group ``sg``, composition ``numbers``), most likely first: the patterns
+        training crystals of the same anonymous formula had in ``sg``, and with weight
+        ``backoff_weight`` (all of it when none) the group's combinations that hold the
+        composition, fewest orbits first. Empty when no pattern of ``sg`` holds it."""
+        seen = self.by_formula.get(anonymous_formula(numbers), Counter())
+        probs: dict[Pattern, float] = {}
+        for (g, anon), n in seen.items():
+            pat = instantiate(numbers, anon)
+            if g == sg and pattern_problem(sg, pat, numbers) is None:
+                probs[pat] = probs.get(pat, 0.0) + n
+        n_seen = sum(probs.values())
+        back = combinations(sg, numbers, self.max_combinations)
+        for pat in back:
+            w = self.backoff_weight if n_seen else 1.0
+            probs[pat] = probs.get(pat, 0.0) + w / len(back)
+        z = sum(probs.values())
+        order = {p: k for k, p in enumerate(back)}
+        return sorted(((q / z, p) for p, q in probs.items()),
+                      key=lambda r: (-r[0], order.get(r[1], -1), r[1]))  # fmt: skip
+
     def sample(self, numbers, k: int, rng: np.random.Generator) -> list[tuple[int, Pattern]]:
         """``k`` draws of (group, pattern) for ``numbers`` (with replacement)."""
         dist = self.distribution(numbers)
@@ -154,34 +176,9 @@ class SpaceGroupPrior:
 
 def combinations(sg: int, numbers, limit: int = 20) -> list[Pattern]:
     """Up to ``limit`` Wyckoff patterns of ``sg`` that hold the composition ``numbers`` as a
-    primitive cell (pyxtal's combinations of the conventional counts), in pyxtal's order."""
+    primitive cell, fewest orbits first (`wyckoff_combinations`)."""
     species = _ranked_species(numbers)
     zs, counts = np.unique(np.asarray(numbers, dtype=int), return_counts=True)
     count = dict(zip(zs.tolist(), counts.tolist(), strict=True))
-    anon = _anonymous_combinations(sg, tuple(count[z] for z in species), limit)
+    anon = wyckoff_combinations(sg, tuple(count[z] for z in species), limit)
     return [tuple((species[r], x) for r, x in pat) for pat in anon]
-
-
-@lru_cache(maxsize=4096)
-def _anonymous_combinations(sg: int, counts: tuple[int, ...], limit: int):
-    """Combinations for species ranks with atom ``counts`` (primitive cell), as
-    ((rank, letter), ...): they depend on the counts only, so they are cached."""
-    from structrepdiff.symmetry.groups import _group
-
-    c = centering_order(sg)
-    try:
-        combos, _, _ = _group(sg).list_wyckoff_combinations([n * c for n in counts])
-    except Exception:  # pyxtal raises on compositions it cannot split
-        return ()
-    orbits = group_orbits(sg)
-    numbers = [r + 1 for r, n in enumerate(counts) for _ in range(n)]  # ranks as Z = 1, 2, …
-    out = []
-    for combo in combos or []:
-        pat = tuple((r, site.lstrip("0123456789")) for r, sites in enumerate(combo)
-                    for site in sites)  # fmt: skip
-        as_z = tuple((r + 1, x) for r, x in pat)
-        if all(x in orbits for _, x in pat) and pattern_problem(sg, as_z, numbers) is None:
-            out.append(pat)
-        if len(out) >= limit:
-            break
-    return tuple(out)

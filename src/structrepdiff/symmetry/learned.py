@@ -1,0 +1,218 @@
+"""A learned p(space group | composition) times the counted p(Wyckoff pattern | group,
+composition): the prior the candidate decoder and generation draw from.
+
+The classifier is a small MLP on composition features (atom count, anonymous formula and
+min / mean / max of five element properties); it ranks the right group first more often than
+counting anonymous formulas (BENCHMARKS, issue 26). The pattern within a group comes from the
+counting prior's tables (training crystals with the same anonymous formula and group), backed
+off to the group's Wyckoff combinations that hold the composition, fewest orbits first.
+Everything round-trips through a dict of tensors, numbers and strings (`state`), so it rides
+in a ``weights_only`` checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from structrepdiff.symmetry.prior import Pattern, SpaceGroupPrior, anonymous_formula
+
+PROPERTIES = ("X", "atomic_radius", "mendeleev_no", "row", "group")
+N_FEATURES = 7 + 3 * len(PROPERTIES)
+
+
+def _element_table() -> np.ndarray:
+    """(119, 5) element properties by Z (0 where pymatgen has none)."""
+    import warnings
+
+    from pymatgen.core import Element
+
+    table = np.zeros((119, len(PROPERTIES)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for z in range(1, 119):
+            el = Element.from_Z(z)
+            for k, prop in enumerate(PROPERTIES):
+                try:
+                    v = float(getattr(el, prop) or 0.0)
+                except (TypeError, ValueError, AttributeError):
+                    v = 0.0
+                table[z, k] = v if np.isfinite(v) else 0.0
+    return table
+
+
+_TABLE: list[np.ndarray] = []
+
+
+def composition_features(numbers) -> np.ndarray:
+    """(N_FEATURES,) N, species count, anonymous formula (5 largest counts, zero-padded) and
+    min / mean / max of each element property over the atoms."""
+    if not _TABLE:
+        _TABLE.append(_element_table())
+    z = np.asarray(numbers, dtype=int)
+    anon = list(anonymous_formula(z))[-5:]
+    props = _TABLE[0][z]
+    head = [len(z), len(anonymous_formula(z)), *([0] * (5 - len(anon)) + anon)]
+    return np.concatenate([head, props.min(0), props.mean(0), props.max(0)])
+
+
+@dataclass(frozen=True)
+class GroupClassifierConfig:
+    """MLP ``hidden`` × ``depth`` with dropout, AdamW for ``steps`` batches; ``top`` groups
+    (the most likely, with probability ≥ ``min_prob``) are proposed per composition."""
+
+    hidden: int = 256
+    depth: int = 2
+    dropout: float = 0.2
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    steps: int = 3000
+    batch_size: int = 256
+    seed: int = 0
+    top: int = 8
+    min_prob: float = 1e-3
+
+
+class GroupClassifier(nn.Module):
+    """logits (n, 230) of groups 1–230 from `composition_features` rows (n, N_FEATURES)."""
+
+    def __init__(self, cfg: GroupClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        width = N_FEATURES
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(width, cfg.hidden), nn.SiLU(), nn.Dropout(cfg.dropout)]
+            width = cfg.hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, 230))
+        self.register_buffer("mean", torch.zeros(N_FEATURES))
+        self.register_buffer("std", torch.ones(N_FEATURES))
+        self.register_buffer("seen", torch.ones(230, dtype=torch.bool))  # groups in training
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits (n, 230); groups no training crystal had are -inf."""
+        logits = self.net((feats - self.mean) / self.std)
+        return logits.masked_fill(~self.seen, float("-inf"))
+
+    @torch.no_grad()
+    def probs(self, numbers) -> np.ndarray:
+        """(230,) p(group 1..230 | composition ``numbers``)."""
+        x = torch.as_tensor(composition_features(numbers), dtype=torch.float32)[None]
+        return torch.softmax(self.eval()(x), 1)[0].double().numpy()
+
+
+def train_group_classifier(items, cfg: GroupClassifierConfig | None = None) -> GroupClassifier:
+    """Fit on (numbers (n,), group) of the training crystals (cross-entropy, seeded)."""
+    cfg = cfg or GroupClassifierConfig()
+    X = torch.as_tensor(np.stack([composition_features(n) for n, _ in items]),
+                        dtype=torch.float32)  # fmt: skip
+    y = torch.as_tensor([int(g) - 1 for _, g in items])
+    torch.manual_seed(cfg.seed)
+    clf = GroupClassifier(cfg)
+    clf.mean.copy_(X.mean(0))
+    clf.std.copy_(X.std(0).clamp(min=0.1))  # a feature constant in training stays tame
+    clf.seen.copy_(torch.bincount(y, minlength=230) > 0)
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    clf.train()
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(X), (cfg.batch_size,), generator=gen)
+        loss = nn.functional.cross_entropy(clf(X[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return clf.eval()
+
+
+@dataclass
+class LearnedPrior:
+    """p(group, pattern | composition) = classifier(group) × counted(pattern | group); the
+    same interface as `SpaceGroupPrior` (``distribution``, ``sample``)."""
+
+    counting: SpaceGroupPrior
+    classifier: GroupClassifier
+
+    @classmethod
+    def fit(cls, items, cfg: GroupClassifierConfig | None = None) -> LearnedPrior:
+        """From (numbers (n,), group, pattern) of the training crystals."""
+        items = list(items)
+        clf = train_group_classifier([(n, g) for n, g, _ in items], cfg)
+        return cls(SpaceGroupPrior.fit(items), clf)
+
+    def distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
+        """(probability, group, pattern), most likely first; empty when none of the proposed
+        groups has a pattern that holds ``numbers``. Cached per composition."""
+        key = tuple(sorted(int(z) for z in numbers))
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = self._distribution(key)
+        return list(cache[key])
+
+    def _distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
+        """The classifier's ``top`` groups (probability ≥ ``min_prob``, the first always)
+        with their patterns; where none holds the composition, the counting prior's
+        distribution (its back-off covers the groups seen at this size)."""
+        cfg = self.classifier.cfg
+        p = self.classifier.probs(numbers)
+        out = []
+        for g in np.argsort(-p)[: cfg.top]:
+            if (p[g] < cfg.min_prob and out) or p[g] <= 0:
+                break
+            for q, pat in self.counting.patterns(numbers, int(g) + 1):
+                out.append((float(p[g]) * q, int(g) + 1, pat))
+        z = sum(r[0] for r in out)
+        if not out or not z > 0:  # none of the likely groups holds it: count-based back-off
+            return self.counting.distribution(numbers)
+        return sorted(((r[0] / z, r[1], r[2]) for r in out), key=lambda r: (-r[0], r[1], r[2]))
+
+    def patterns(self, numbers, sg: int) -> list[tuple[float, Pattern]]:
+        """p(pattern | group ``sg``, composition), from the counting tables."""
+        return self.counting.patterns(numbers, sg)
+
+    def sample(self, numbers, k: int, rng: np.random.Generator) -> list[tuple[int, Pattern]]:
+        """``k`` draws of (group, pattern) for ``numbers`` (with replacement)."""
+        dist = self.distribution(numbers)
+        if not dist:
+            return []
+        p = np.array([d[0] for d in dist])
+        return [(dist[i][1], dist[i][2]) for i in rng.choice(len(dist), k, p=p / p.sum())]
+
+    def state(self) -> dict[str, Any]:
+        weights = {k: v.clone() for k, v in self.classifier.state_dict().items()}
+        return {"kind": "learned", "counting": self.counting.to_dict(),
+                "config": asdict(self.classifier.cfg), "weights": weights}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> LearnedPrior:
+        clf = GroupClassifier(GroupClassifierConfig(**d["config"]))
+        clf.load_state_dict(d["weights"])
+        return cls(SpaceGroupPrior.from_dict(d["counting"]), clf.eval())
+
+
+def fit_prior(dataset: str, split: str, data_dir: str | None = None,
+              cache_dir: str | None = None, cfg: GroupClassifierConfig | None = None
+              ) -> LearnedPrior:  # fmt: skip
+    """The prior of one dataset split (its crystals described by pyxtal at 0.01 Å, cached)."""
+    from structrepdiff.symmetry.analyze import cached_description
+
+    rows = cached_description(dataset, split, data_dir, cache_dir)
+    if not rows:
+        raise ValueError(f"pyxtal described no crystal of {dataset}/{split}")
+    return LearnedPrior.fit([(numbers, w.sg, w.pattern) for _, numbers, w in rows], cfg)
+
+
+def load_prior(path) -> LearnedPrior:
+    """A prior saved with ``torch.save(prior.state(), path)``; one-line errors."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return LearnedPrior.from_state(state)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"space-group prior {path} does not exist") from None
+    except Exception as exc:  # torch raises many kinds on foreign files
+        raise ValueError(f"{path} is not a space-group prior ({type(exc).__name__})") from None

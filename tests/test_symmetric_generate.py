@@ -1,0 +1,146 @@
+"""Generation and structure prediction inside space groups (issue 26, deliverables 2, 6, 9):
+the learned prior, the group of each sample, the bundled prior, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from tests.test_api import tiny_data, tiny_env  # noqa: F401  (fixtures)
+
+import structrepdiff
+from structrepdiff.cli.main import main
+from structrepdiff.evaluate.symmetry import space_group
+from structrepdiff.reconstruct.candidates import point_group_order
+from structrepdiff.symmetry.assign import assign_groups, choices_from_json, choices_to_json
+from structrepdiff.symmetry.groups import pattern_problem
+from structrepdiff.symmetry.learned import GroupClassifierConfig, LearnedPrior, load_prior
+
+SRTIO3 = [38, 22, 8, 8, 8]
+ITEMS = [  # three cubic perovskites and a tetragonal one
+    (SRTIO3, 221, ((38, "a"), (22, "b"), (8, "c"))),
+    ([56, 40, 8, 8, 8], 221, ((56, "a"), (40, "b"), (8, "c"))),
+    ([20, 22, 8, 8, 8], 221, ((20, "a"), (22, "b"), (8, "c"))),
+    ([56, 22, 8, 8, 8], 99, ((56, "a"), (22, "b"), (8, "b"), (8, "c"))),
+]
+
+
+@pytest.fixture(scope="module")
+def prior() -> LearnedPrior:
+    return LearnedPrior.fit(ITEMS, GroupClassifierConfig(steps=200, hidden=32, depth=1))
+
+
+@pytest.fixture(scope="module")
+def model_with_prior(prior, tmp_path_factory):
+    """The bundled perov_5 model with this small prior bundled (export --space-group-prior)."""
+    folder = tmp_path_factory.mktemp("m")
+    torch.save(prior.state(), folder / "prior.pt")
+    out = folder / "perov_prior.pt"
+    assert main(["export", "--model", "models/perov_5.pt", "--out", str(out),
+                 "--space-group-prior", str(folder / "prior.pt")]) == 0  # fmt: skip
+    return out
+
+
+def test_the_learned_prior_proposes_patterns_that_hold_and_round_trips(prior, tmp_path):
+    dist = prior.distribution(SRTIO3)
+    assert dist[0][1] == 221 and sum(p for p, _, _ in dist) == pytest.approx(1.0)
+    assert {sg for _, sg, _ in dist} >= {221, 99}
+    for numbers in (SRTIO3, [11, 17], [26, 26, 8, 8, 8]):
+        assert all(pattern_problem(sg, pat, numbers) is None
+                   for _, sg, pat in prior.distribution(numbers))  # fmt: skip
+    torch.save(prior.state(), tmp_path / "p.pt")
+    again = load_prior(tmp_path / "p.pt")  # weights_only=True
+    assert again.distribution(SRTIO3) == dist
+    with pytest.raises(ValueError, match="not a space-group prior"):
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        load_prior(tmp_path / "junk.pt")
+
+
+def test_groups_are_drawn_from_the_prior_ranked_for_formulas_or_fixed(prior):
+    comps = [SRTIO3] * 3000
+    drawn = assign_groups(prior, comps, "sample", seed=0)
+    assert drawn == assign_groups(prior, comps, "sample", seed=0)  # same seed, same groups
+    freq = Counter(drawn)
+    for p, sg, pat in prior.distribution(SRTIO3)[:3]:  # frequencies follow the prior
+        se = np.sqrt(p * (1 - p) / len(comps))
+        assert abs(freq[(sg, pat)] / len(comps) - p) < 5 * se + 1e-3
+    ranked = assign_groups(prior, [SRTIO3] * 3, "rank")
+    assert ranked == [(sg, pat) for _, sg, pat in prior.distribution(SRTIO3)[:3]]
+    fixed = assign_groups(prior, [SRTIO3, [22] * 5], "rank", space_group=225)
+    assert isinstance(fixed[0], str) and "space group 225 cannot hold SrTiO3 with N = 5" in fixed[0]
+    assert fixed[1] == "space group 225 cannot hold Ti5 with N = 5 (no Wyckoff pattern fits)"
+    p1 = assign_groups(prior, [SRTIO3], "rank", space_group=1)
+    assert p1[0][0] == 1 and pattern_problem(1, p1[0][1], SRTIO3) is None
+    assert choices_from_json(choices_to_json(ranked + fixed)) == ranked + fixed
+
+
+def _rows(out) -> list[dict]:
+    with open(out / "summary.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_generate_reconstructs_every_sample_inside_its_group(
+    model_with_prior, tiny_env, tmp_path  # noqa: F811
+):
+    args = ["generate", "--model", str(model_with_prior), "--num", "3", "--out",
+            str(tmp_path / "g"), "--steps", "40", "--sample-steps", "10",
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    rows = _rows(tmp_path / "g")
+    assert len(rows) == 3 and all(r["space_group"] for r in rows)
+    from pymatgen.core import Structure
+
+    for r in rows:
+        s = Structure.from_file(tmp_path / "g" / r["cif"])
+        found = space_group(s).value[0]
+        # built from orbits of the group: spglib finds the group or a supergroup, never less
+        assert point_group_order(found) >= point_group_order(int(r["space_group"])), r
+        assert found != 1
+
+
+def test_the_api_predicts_the_prior_ranked_groups_and_repeats_with_the_seed(
+    model_with_prior, prior, tiny_env  # noqa: F811
+):
+    from structrepdiff.reconstruct.config import ReconstructConfig
+    from structrepdiff.reconstruct.symmetric import SymmetricConfig
+
+    model = structrepdiff.load_model(
+        str(model_with_prior), reconstruct=ReconstructConfig(trials=1, hops=1, steps=30),
+        symmetric=SymmetricConfig(trials=1, steps=30, random_starts=4))
+    cands = model.predict_structure("SrTiO3", n=2, seed=3, sample_steps=10)
+    assert [c.space_group for c in cands] == [sg for _, sg, _ in prior.distribution(SRTIO3)[:2]]
+    assert all(c.formula == "SrTiO3" for c in cands)
+    again = model.predict_structure("SrTiO3", n=2, seed=3, sample_steps=10)
+    assert [c.structure for c in again] == [c.structure for c in cands]
+    free = model.predict_structure("SrTiO3", n=1, seed=3, sample_steps=10, space_group="off")
+    assert free[0].space_group is None
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([x for x in err if x.startswith("error: ")]) == 1 and "Traceback" not in err
+    return next(x for x in err if x.startswith("error: "))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--space-group", "231"], "space group 231 is not in 1–230"),
+    (["--space-group", "cubic"], "space group must be auto, off or a number 1–230"),
+    (["--formula", "Ti5", "--space-group", "225"], "space group 225 cannot hold Ti5 with N = 5"),
+])  # fmt: skip
+def test_a_group_that_cannot_be_used_is_one_line(model_with_prior, tmp_path, capsys, extra,
+                                                 message):  # fmt: skip
+    args = ["sample", "--model", str(model_with_prior), "--num", "2", "--out",
+            str(tmp_path / "s.npz"), "--no-progress", *extra]  # fmt: skip
+    assert main(args) == 2
+    assert message in _one_line(capsys)
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_a_model_without_a_prior_refuses_a_fixed_group(tmp_path, capsys):
+    args = ["sample", "--model", "models/carbon_24.pt", "--num", "1", "--out",
+            str(tmp_path / "s.npz"), "--space-group", "191", "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "carries no space-group prior" in _one_line(capsys)
