@@ -83,7 +83,9 @@ def _rows(out) -> list[dict]:
 
 
 def test_generate_reconstructs_every_sample_inside_its_group(
-    model_with_prior, tiny_env, tmp_path  # noqa: F811
+    model_with_prior,
+    tiny_env,
+    tmp_path,  # noqa: F811
 ):
     args = ["generate", "--model", str(model_with_prior), "--num", "3", "--out",
             str(tmp_path / "g"), "--steps", "40", "--sample-steps", "10",
@@ -102,14 +104,18 @@ def test_generate_reconstructs_every_sample_inside_its_group(
 
 
 def test_the_api_predicts_the_prior_ranked_groups_and_repeats_with_the_seed(
-    model_with_prior, prior, tiny_env  # noqa: F811
+    model_with_prior,
+    prior,
+    tiny_env,  # noqa: F811
 ):
     from structrepdiff.reconstruct.config import ReconstructConfig
     from structrepdiff.reconstruct.symmetric import SymmetricConfig
 
     model = structrepdiff.load_model(
-        str(model_with_prior), reconstruct=ReconstructConfig(trials=1, hops=1, steps=30),
-        symmetric=SymmetricConfig(trials=1, steps=30, random_starts=4))
+        str(model_with_prior),
+        reconstruct=ReconstructConfig(trials=1, hops=1, steps=30),
+        symmetric=SymmetricConfig(trials=1, steps=30, random_starts=4),
+    )
     cands = model.predict_structure("SrTiO3", n=2, seed=3, sample_steps=10)
     assert [c.space_group for c in cands] == [sg for _, sg, _ in prior.distribution(SRTIO3)[:2]]
     assert all(c.formula == "SrTiO3" for c in cands)
