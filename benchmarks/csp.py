@@ -37,11 +37,19 @@ from structrepdiff.data.io import load_split
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
 from structrepdiff.pipeline.checkpoint import LoadedModel
-from structrepdiff.pipeline.sample import sample_vectors
+from structrepdiff.pipeline.sample import (
+    parse_space_group,
+    sample_vectors,
+    sample_with_groups,
+    uses_groups,
+)
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.reconstruct.symmetric import SymmetricConfig
 from structrepdiff.reconstruct.templates import cached_templates_path
 from structrepdiff.representation.condition import condition_mask
+from structrepdiff.symmetry.analyze import cached_description_path
+from structrepdiff.symmetry.assign import choices_to_json
 
 
 def pick_crystals(n_atoms: np.ndarray, num: int, seed: int, stratify: bool) -> np.ndarray:
@@ -108,6 +116,10 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=1, help="predictions per crystal")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--templates", choices=["val", "none"], default="val")
+    ap.add_argument("--space-group", default="auto",
+                    help="auto: inside the prior's ranked groups when the model bundles a "
+                    "prior (the k-th prediction in the k-th most likely group and pattern); "
+                    "off: today's unconstrained path")  # fmt: skip
     ap.add_argument(
         "--stratify",
         action=argparse.BooleanOptionalAction,
@@ -116,6 +128,8 @@ def main() -> None:
     )
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--hops", type=int, default=1)
+    ap.add_argument("--random-starts", type=int, default=SymmetricConfig.random_starts,
+                    help="random starts per crystal inside its group (symmetric path)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="")
@@ -143,17 +157,31 @@ def main() -> None:
     work = a.work / name
     work.mkdir(parents=True, exist_ok=True)
     feats, t0 = work / "vectors.npz", time.perf_counter()
+    symmetric = uses_groups(model, parse_space_group(a.space_group))
     if not feats.exists():  # in a seeded random order: any finished prefix is a random subset
         order = np.random.default_rng(a.seed + 1).permutation(idx)
         rows = np.repeat(order, a.k)
-        R = sample_vectors(model, len(rows), "ddim", 100, a.seed, progress=not a.no_progress,
-                           known=(condition_mask(test.rep), test.R[rows]),
-                           guidance=a.guidance)  # fmt: skip
+        known = (condition_mask(test.rep), test.R[rows])
+        src = {"csp": name, "order": "shuffled"}
+        if symmetric:
+            R, choices = sample_with_groups(model, len(rows), "ddim", 100, a.seed,
+                                            progress=not a.no_progress, known=known,
+                                            guidance=a.guidance)  # fmt: skip
+            src["symmetry"] = choices_to_json(choices)
+        else:
+            R = sample_vectors(model, len(rows), "ddim", 100, a.seed,
+                               progress=not a.no_progress, known=known,
+                               guidance=a.guidance)  # fmt: skip
         ids = [f"{test.ids[i]}#{j}" for i in order for j in range(a.k)]
-        save_features(FeatureSet(R, ids, test.rep, [], {"csp": name, "order": "shuffled"}), feats)
+        save_features(FeatureSet(R, ids, test.rep, [], src), feats)
     t_sample = time.perf_counter() - t0
-    tpl = cached_templates_path(a.dataset, "val", a.data_dir) if a.templates == "val" else None
-    rcfg = ReconstructConfig(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed)
+    tpl = None
+    if a.templates == "val":
+        tpl = (cached_description_path(a.dataset, "val", a.data_dir) if symmetric
+               else cached_templates_path(a.dataset, "val", a.data_dir))  # fmt: skip
+    kind = SymmetricConfig if symmetric else ReconstructConfig
+    extra = {"random_starts": a.random_starts} if symmetric else {}
+    rcfg = kind(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed, **extra)
     t1 = time.perf_counter()
     if not a.score_only:
         run_reconstruction(ReconstructJob(feats, work, rcfg, None, 8, False, not a.no_progress,
@@ -169,6 +197,7 @@ def main() -> None:
         w.writeheader()
         w.writerows(per)
     result = {**summary, "dataset": a.dataset, "templates": a.templates,
+              "space_group": "prior-ranked groups" if symmetric else "off",
               "guidance": a.guidance, "stratified": stratify, "model": str(a.model),
               "partial": partial,
               "split": "test compositions; model and templates from val",

@@ -38,18 +38,23 @@ from pathlib import Path
 import torch
 
 from generation_table import row
+from structrepdiff.data.io import load_split
 from structrepdiff.data.predictions import load_predictions, save_predictions_csv
 from structrepdiff.evaluate.run import EvaluateConfig, evaluate_generation, write_json
+from structrepdiff.evaluate.symmetry import space_group_chi2, space_group_stats
+from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.generate import (
     GenerateConfig,
     check_settings,
     save_settings,
     write_extxyz,
 )
-from structrepdiff.pipeline.sample import SampleConfig, sample
+from structrepdiff.pipeline.sample import SampleConfig, sample, uses_groups
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
+from structrepdiff.reconstruct.symmetric import SymmetricConfig
 from structrepdiff.reconstruct.templates import cached_templates_path
+from structrepdiff.symmetry.analyze import cached_description_path
 
 
 def load_timing(path: Path) -> dict:
@@ -83,18 +88,36 @@ def generate_stage(cfg: GenerateConfig, timing: dict, timing_path: Path, limit: 
     write_extxyz(out)
 
 
+def spacegroup_vs_test(dataset: str, metrics: dict, a: argparse.Namespace) -> dict:
+    """χ² and TV of the generated space-group histogram against the test split's (same
+    symprec; the test histogram is cached in ``a.out``)."""
+    path = a.out / f"test_spacegroups_{dataset}.json"
+    if not path.exists():
+        split = load_split(dataset, "test", a.data_dir)
+        write_json(path, space_group_stats(split.structures)["histogram"])
+    ref = json.loads(path.read_text())
+    d = space_group_chi2(metrics.get("spacegroup_histogram", {}), ref)
+    return {"spacegroup_chi2_vs_test": d["chi2"], "spacegroup_tv_vs_test": d["tv"]}
+
+
 def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
     work = a.work / f"{dataset}_{a.tag}"
     res = a.out / f"{dataset}_{a.tag}"
     res.mkdir(parents=True, exist_ok=True)
     timing_path = res / "timing.json"
     timing = load_timing(timing_path)
-    tpl = cached_templates_path(dataset, a.templates, a.data_dir) if a.templates else None
     scfg = SampleConfig(model=ckpt, out=work / "samples.npz", num=a.num, sampler=a.sampler,
                         steps=a.sample_steps, seed=a.seed, progress=True,
                         composition_from=a.composition_from,
-                        guidance=a.guidance)  # fmt: skip
-    rcfg = ReconstructConfig(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed)
+                        guidance=a.guidance, space_group=a.space_group)  # fmt: skip
+    symmetric = uses_groups(LoadedModel.load(ckpt), scfg.space_group)
+    tpl = None
+    if a.templates:
+        tpl = (cached_description_path(dataset, a.templates, a.data_dir) if symmetric
+               else cached_templates_path(dataset, a.templates, a.data_dir))  # fmt: skip
+    kind = SymmetricConfig if symmetric else ReconstructConfig
+    extra = {"random_starts": a.random_starts} if symmetric else {}
+    rcfg = kind(trials=a.trials, hops=a.hops, steps=a.steps, seed=a.seed, **extra)
     gcfg = GenerateConfig(out=work, sample=scfg, reconstruct=rcfg, templates=tpl,
                           batch_size=a.batch_size)  # fmt: skip
     write_json(res / "generate_config.json", gcfg.settings())
@@ -105,6 +128,8 @@ def run_one(dataset: str, ckpt: Path, a: argparse.Namespace) -> dict:
                           novelty_split="val", n_property=1000, seed=a.seed,
                           workers=a.workers, force=True, progress=True)  # fmt: skip
     metrics = evaluate_generation(ecfg)
+    metrics.update(spacegroup_vs_test(dataset, metrics, a))
+    write_json(res / "metrics.json", metrics)
     timing["evaluation"] = time.perf_counter() - t0
     timing["machine"] = f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
     timing["machine"] += f"{torch.get_num_threads()} threads"
@@ -181,6 +206,10 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=1.0,
                     help="classifier-free guidance of a conditional model")  # fmt: skip
     ap.add_argument("--templates", help="training split for template starts (e.g. val)")
+    ap.add_argument("--space-group", default="auto",
+                    help="auto: each sample in a group drawn from the model's prior (when it "
+                    "bundles one); off: today's unconstrained path")  # fmt: skip
+    ap.add_argument("--random-starts", type=int, default=SymmetricConfig.random_starts)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--hops", type=int, default=1)
     ap.add_argument("--steps", type=int, default=300)

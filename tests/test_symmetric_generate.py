@@ -150,3 +150,12 @@ def test_a_model_without_a_prior_refuses_a_fixed_group(tmp_path, capsys):
             str(tmp_path / "s.npz"), "--space-group", "191", "--no-progress"]  # fmt: skip
     assert main(args) == 2
     assert "carries no space-group prior" in _one_line(capsys)
+
+
+def test_space_group_chi2_by_hand():
+    from structrepdiff.evaluate.symmetry import space_group_chi2
+
+    d = space_group_chi2({1: 2, "225": 2}, {225: 3, 221: 1})
+    # (0.5 - 0.75)² / 0.75 + (0 - 0.25)² / 0.25; TV ½ (0.5 + 0.25 + 0.25)
+    assert d["chi2"] == pytest.approx(0.0625 / 0.75 + 0.25) and d["tv"] == pytest.approx(0.5)
+    assert space_group_chi2({}, {225: 1})["chi2"] != space_group_chi2({}, {225: 1})["chi2"]

@@ -57,3 +57,18 @@ def space_group_stats(
         "reasons": count_reasons(r.reason for r in results),
         "numbers": numbers,
     }
+
+
+def space_group_chi2(generated: dict, reference: dict) -> dict[str, float]:
+    """χ² = Σ_g (p_gen(g) − p_ref(g))² / p_ref(g) over the reference's groups, and the total
+    variation ½ Σ_g |p_gen − p_ref| over all groups, of two {group: count} histograms (keys
+    int or str). NaN when either is empty."""
+    gen = {int(k): v for k, v in generated.items()}
+    ref = {int(k): v for k, v in reference.items()}
+    ng, nr = sum(gen.values()), sum(ref.values())
+    if not ng or not nr:
+        return {"chi2": float("nan"), "tv": float("nan")}
+    chi2 = sum((gen.get(g, 0) / ng - n / nr) ** 2 / (n / nr) for g, n in ref.items())
+    keys = set(gen) | set(ref)
+    tv = 0.5 * sum(abs(gen.get(g, 0) / ng - ref.get(g, 0) / nr) for g in keys)
+    return {"chi2": float(chi2), "tv": float(tv)}

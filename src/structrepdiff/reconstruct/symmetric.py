@@ -508,16 +508,24 @@ class SymTemplates:
         species = _ranked_species(st.target.numbers)
         want = _shape(lattice_candidates(st.sg, np.asarray(st.target.lattice, float))[0])
         found = sorted(found, key=lambda f: float(np.abs(_shape(f[2].lattice) - want).sum()))
-        out = []
-        for _, numbers, w in found[:limit]:
-            rank = {z: r for r, z in enumerate(_ranked_species(numbers))}
-            mapped = [(species[rank[int(z)]], x) for z, x in w.pattern]
-            xyz, used = np.zeros((len(st.pattern), 3)), [False] * len(mapped)
-            for i, key in enumerate(st.pattern):
-                j = next(j for j, m in enumerate(mapped) if not used[j] and m == tuple(key))
-                used[j], xyz[i] = True, w.xyz[j]
-            out.append(Start(xyz, np.asarray(w.lattice, float), "template"))
-        return out
+        return [Start(substituted_xyz(species, st.pattern, numbers, w),
+                      np.asarray(w.lattice, float), "template")
+                for _, numbers, w in found[:limit]]  # fmt: skip
+
+
+def substituted_xyz(species: list[int], pattern, numbers, w) -> np.ndarray:
+    """(O, 3) free vectors of template ``w`` (atoms ``numbers``) with its species replaced
+    rank for rank by ``species`` (ranked, `_ranked_species`), in ``pattern``'s orbit order
+    (the same anonymous pattern)."""
+    from structrepdiff.symmetry.prior import _ranked_species
+
+    rank = {z: r for r, z in enumerate(_ranked_species(numbers))}
+    mapped = [(species[rank[int(z)]], x) for z, x in w.pattern]
+    xyz, used = np.zeros((len(pattern), 3)), [False] * len(mapped)
+    for i, key in enumerate(pattern):
+        j = next(j for j, m in enumerate(mapped) if not used[j] and m == tuple(key))
+        used[j], xyz[i] = True, w.xyz[j]
+    return xyz
 
 
 def _shape(lattice: np.ndarray) -> np.ndarray:

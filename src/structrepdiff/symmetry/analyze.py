@@ -31,6 +31,25 @@ class WyckoffCrystal:
         return {"sg": self.sg, "pattern": [list(p) for p in self.pattern],
                 "xyz": self.xyz.tolist(), "lattice": self.lattice.tolist()}  # fmt: skip
 
+    def to_structure(self):
+        """The crystal as a pymatgen Structure in its primitive cell (the first m / c sites of
+        every orbit in the cell T · L_conv; c the centering order)."""
+        from pymatgen.core import Lattice, Structure
+
+        from structrepdiff.symmetry.groups import centering_matrix, centering_order
+
+        orbits, c = group_orbits(self.sg), centering_order(self.sg)
+        conv = Lattice.from_parameters(*self.lattice).matrix
+        species, frac = [], []
+        for (z, letter), p in zip(self.pattern, self.xyz, strict=True):
+            orb = orbits[letter]
+            m = orb.multiplicity // c
+            species += [int(z)] * m
+            frac.append(orb.sites(p)[:m])
+        cart = np.concatenate(frac) @ conv
+        return Structure(Lattice(centering_matrix(self.sg) @ conv), species, cart,
+                         coords_are_cartesian=True)  # fmt: skip
+
     @classmethod
     def from_dict(cls, d: dict) -> WyckoffCrystal:
         return cls(

@@ -1,0 +1,57 @@
+"""Retrieval-anchored sampling (SDEdit): start the reverse diffusion from a training crystal.
+
+For a composition, group and Wyckoff pattern, the anchor is the training crystal of the same
+group and anonymous pattern whose composition is closest (standardised `composition_features`
+distance), with its species replaced rank for rank and re-encoded as R. Its structure part is
+noised to step t₀ and denoised given the composition (and the group, for a group-conditioned
+model) by `refine_vectors`. t₀ near 0 returns the template; t₀ = T forgets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from structrepdiff.reconstruct.symmetric import SymTemplates, substituted_xyz
+from structrepdiff.symmetry.analyze import WyckoffCrystal
+from structrepdiff.symmetry.learned import composition_features
+from structrepdiff.symmetry.prior import Pattern, _ranked_species, anonymize
+
+
+def retrieve(templates: SymTemplates, numbers, sg: int, pattern: Pattern,
+             exclude: str | None = None) -> WyckoffCrystal | None:  # fmt: skip
+    """The training crystal of group ``sg`` and ``pattern``'s anonymous pattern nearest in
+    composition to ``numbers``, element-substituted onto ``numbers``' species (orbits in
+    ``pattern``'s order); None when the training split has none (``exclude``: an id to skip)."""
+    key = (sg, anonymize(numbers, pattern))
+    found = [f for f in templates.index.get(key, []) if f[0] != exclude]
+    if not found:
+        return None
+    feats = np.stack([composition_features(f[1]) for f in found])
+    scale = feats.std(0) + 1e-6
+    d = np.abs((feats - composition_features(numbers)) / scale).sum(1)
+    _, t_numbers, w = found[int(np.argmin(d))]
+    xyz = substituted_xyz(_ranked_species(numbers), pattern, t_numbers, w)
+    return WyckoffCrystal(sg, tuple(pattern), xyz, np.asarray(w.lattice, float))
+
+
+def anchor_vectors(rep, templates: SymTemplates, compositions: Sequence, choices: Sequence,
+                   exclude: Sequence[str | None] | None = None
+                   ) -> tuple[np.ndarray, list[bool]]:  # fmt: skip
+    """(R (n, D) of each sample's anchor, found (n,)): rows without an anchor (no training
+    crystal of the group and pattern, or a choice that is a reason) are NaN."""
+    from structrepdiff.representation.encode import encode_structures
+
+    R = np.full((len(compositions), rep.layout.dim), np.nan)
+    found, structures, rows = [], [], []
+    for k, (numbers, c) in enumerate(zip(compositions, choices, strict=True)):
+        w = None if isinstance(c, str) else retrieve(
+            templates, numbers, c[0], c[1], None if exclude is None else exclude[k])  # fmt: skip
+        found.append(w is not None)
+        if w is not None:
+            structures.append(w.to_structure())
+            rows.append(k)
+    if structures:
+        R[rows] = encode_structures(structures, rep)
+    return R, found
