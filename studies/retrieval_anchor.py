@@ -112,10 +112,11 @@ def main() -> None:
                 R = refine_vectors(loaded, R0[part], int(frac * loaded.diffusion.T), seed=a.seed,
                                    groups=[choices[k][0] for k in part])  # fmt: skip
                 sts, miss = [], []
-                for k, (rid, t) in zip(part, targets_from([ids[k] for k in part],
-                                                          decode(R, rep)), strict=True):  # fmt: skip
+                pairs = targets_from([ids[k] for k in part], decode(R, rep))
+                for k, (rid, t) in zip(part, pairs, strict=True):
                     (miss if isinstance(t, str) else sts).append(
-                        rid if isinstance(t, str) else SymTarget(t, *choices[k]))
+                        rid if isinstance(t, str) else SymTarget(t, *choices[k])
+                    )
                 outs = reconstruct_symmetric(sts, rep.ead, cfg, [tpl.starts(st) for st in sts])
                 per = (time.perf_counter() - t0) / len(part)
                 for o in outs:

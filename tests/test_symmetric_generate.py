@@ -84,8 +84,8 @@ def _rows(out) -> list[dict]:
 
 def test_generate_reconstructs_every_sample_inside_its_group(
     model_with_prior,
-    tiny_env,
-    tmp_path,  # noqa: F811
+    tiny_env,  # noqa: F811
+    tmp_path,
 ):
     args = ["generate", "--model", str(model_with_prior), "--num", "3", "--out",
             str(tmp_path / "g"), "--steps", "40", "--sample-steps", "10",
