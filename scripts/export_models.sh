@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the bundled model(s) in models/: train the recipe models (scripts/train_models.sh,
 # resumable; skipped when both exist) and write one sampling-only float16 file per dataset with
-# `structrepdiff export`: the conditional structure model with its composition model bundled,
-# so `generate` samples compositions without --formula and does CSP with it. Usage:
+# `structrepdiff export`: the conditional structure model with its composition model and its
+# space-group prior (fitted on the training split, issue 26) bundled, so `generate` samples
+# compositions and groups without --formula and does CSP inside the prior's groups. Usage:
 #   scripts/export_models.sh [DATASET ...]        (default: perov_5 carbon_24 mp_20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,5 @@ for ds in $DATASETS; do
     comp=runs/${ds}_composition.pt
     [ -f "$ckpt" ] && [ -f "$comp" ] || scripts/train_models.sh "$ds"
     .venv/bin/structrepdiff export --model "$ckpt" --composition-model "$comp" \
-        --out "models/${ds}.pt" --dtype float16 --force
+        --space-group-prior auto --out "models/${ds}.pt" --dtype float16 --force
 done

@@ -33,12 +33,14 @@ for ds in $DATASETS; do
     comp=$OUT/${ds}_composition.pt
     [ -f "$comp" ] || $SRD train-composition --features "$feats" --out "$comp" --lr 5e-4 \
         --eval-every 100 --threads "$THREADS" --no-progress
-    # 2. p(structure | composition, N): MLP 512 x 4 on the exact conditional Gaussian
-    #    (--gaussian-skip), condition dropped for 10 % of rows so guidance is a sampling knob;
-#    min-SNR-5 weighting (lower loss and P1 than uniform on perov_5, BENCHMARKS.md issue 12).
+    # 2. p(structure | composition, N, space group): MLP 512 x 4 on the exact conditional
+    #    Gaussian (--gaussian-skip), condition dropped for 10 % of rows so guidance is a
+    #    sampling knob; min-SNR-5 weighting (lower loss and P1 than uniform on perov_5,
+    #    BENCHMARKS.md issue 12); the space group and crystal system of each training crystal
+    #    (pyxtal, 0.01 A; left open for 30 % of rows) as input too (issue 26).
     train "$OUT/${ds}_cond" "$feats" --conditional --cond-dropout 0.1 --min-snr-gamma 5 --denoiser mlp \
         --hidden 512 --depth 4 --lr 5e-4 --gaussian-skip --scaler blockwise --steps "$STEPS" \
-        --eval-every 500 --checkpoint-every 500
+        --eval-every 500 --checkpoint-every 500 --space-groups auto
     if [ "$UNCOND" = 1 ]; then
         # issue 4's unconditional model (composition diffused with the rest), for comparison
         train "$OUT/${ds}_gskip_blockwise" "$feats" --denoiser mlp --hidden 512 --depth 4 \
