@@ -159,3 +159,30 @@ def test_space_group_chi2_by_hand():
     # (0.5 - 0.75)² / 0.75 + (0 - 0.25)² / 0.25; TV ½ (0.5 + 0.25 + 0.25)
     assert d["chi2"] == pytest.approx(0.0625 / 0.75 + 0.25) and d["tv"] == pytest.approx(0.5)
     assert space_group_chi2({}, {225: 1})["chi2"] != space_group_chi2({}, {225: 1})["chi2"]
+
+
+def test_the_anchor_is_the_nearest_template_of_the_group_substituted():
+    """Retrieval for SDEdit: the same group and anonymous pattern, nearest composition, its
+    species replaced rank for rank; none for a group the training split lacks."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from tests.conftest import perovskite
+    from tests.test_train import EAD
+
+    from structrepdiff.pipeline.anchor import anchor_vectors, retrieve
+    from structrepdiff.reconstruct.symmetric import SymTemplates
+    from structrepdiff.representation.encode import Representation
+    from structrepdiff.symmetry.analyze import describe
+
+    train = [perovskite("Sr", "Ti", 3.9), perovskite("Ba", "Zr", 4.2)]
+    tpl = SymTemplates([(f"t{k}", np.array(s.atomic_numbers), describe(s))
+                        for k, s in enumerate(train)])  # fmt: skip
+    numbers = [20, 22, 8, 8, 8]  # CaTiO3: nearer to SrTiO3 than to BaZrO3
+    w = retrieve(tpl, numbers, 221, ((20, "a"), (22, "b"), (8, "c")))
+    assert w.lattice[0] == pytest.approx(3.9)
+    s = w.to_structure()
+    assert sorted(s.atomic_numbers) == sorted(numbers)
+    assert StructureMatcher(scale=False).fit(s, perovskite("Ca", "Ti", 3.9))
+    assert retrieve(tpl, numbers, 99, ((20, "a"), (22, "b"), (8, "b"), (8, "c"))) is None
+    rep = Representation(EAD, (8, 20, 22, 38, 40, 56), n_max=6)
+    R, found = anchor_vectors(rep, tpl, [numbers, numbers], [(221, w.pattern), "no group"])
+    assert found == [True, False] and np.isfinite(R[0]).all() and np.isnan(R[1]).all()
