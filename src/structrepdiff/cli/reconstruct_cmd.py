@@ -104,6 +104,10 @@ def resolve_templates(args: argparse.Namespace, dataset: str | None,
     if choice.lower() == "none":
         return None
     if choice != "auto":
+        if symmetric and not choice.endswith(".json"):
+            raise ValueError(f"--templates {choice}: reconstruction inside space groups starts "
+                             "from a split described on Wyckoff parameters (.json), 'auto' or "
+                             "'none'; use --space-group off for .npz templates")  # fmt: skip
         return Path(choice)
     path, used = auto_templates(dataset, split, args.data_dir, symmetric=symmetric)
     print(f"templates: {used}" + (f" ({path})" if path else ""), file=sys.stderr)

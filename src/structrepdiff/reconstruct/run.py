@@ -244,6 +244,9 @@ def _symmetric_batch(batch: list[SymTarget], ead, config: ReconstructConfig,
     settings' defaults."""
     if not isinstance(config, SymmetricConfig):
         config = SymmetricConfig(**config.to_dict())
+    if templates is not None and not isinstance(templates, SymTemplates):
+        raise ValueError("reconstruction inside space groups needs templates on Wyckoff "
+                         "parameters (a describe_split .json), not free-path templates")  # fmt: skip
     starts = None if templates is None else [templates.starts(st) for st in batch]
     return reconstruct_symmetric(batch, ead, config, starts)
 

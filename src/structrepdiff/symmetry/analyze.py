@@ -70,8 +70,11 @@ def _free_vector(sg: int, letter: str, position: np.ndarray) -> np.ndarray:
 def describe(structure, tol: float = 0.01) -> WyckoffCrystal | str:
     """The crystal on Wyckoff parameters (pyxtal ``from_seed`` at ``tol`` Å), or the reason it
     could not be described."""
+    import os
+
     from pyxtal import pyxtal
 
+    os.environ.setdefault("SPGLIB_WARNING", "OFF")  # spglib's C warnings on stderr, per crystal
     c = pyxtal()
     try:
         with warnings.catch_warnings():
