@@ -65,8 +65,8 @@ def main() -> None:
     from structrepdiff.relax.potential import load_calculator
 
     name = f"{a.dataset}_{a.split}"
-    cands = [json.loads(x) for x in
-             open(f"benchmarks/results/symmetric_candidates/{name}.jsonl")]  # fmt: skip
+    src = Path(f"benchmarks/results/symmetric_candidates/{name}.jsonl")
+    cands = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
     cif_dir = Path("runs/symmetric_candidates") / name
     ks = [int(x) for x in a.k.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)

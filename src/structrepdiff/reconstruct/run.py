@@ -246,7 +246,7 @@ def _symmetric_batch(batch: list[SymTarget], ead, config: ReconstructConfig,
         config = SymmetricConfig(**config.to_dict())
     if templates is not None and not isinstance(templates, SymTemplates):
         raise ValueError("reconstruction inside space groups needs templates on Wyckoff "
-                         "parameters (a describe_split .json), not free-path templates")  # fmt: skip
+                         "parameters (a describe_split .json), not free-path ones")  # fmt: skip
     starts = None if templates is None else [templates.starts(st) for st in batch]
     return reconstruct_symmetric(batch, ead, config, starts)
 
