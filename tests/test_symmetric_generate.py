@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from tests.test_api import tiny_data, tiny_env  # noqa: F401  (fixtures)
+from tests.test_train import config, features  # noqa: F401  (fixture)
 
 import structrepdiff
 from structrepdiff.cli.main import main
@@ -186,3 +187,23 @@ def test_the_anchor_is_the_nearest_template_of_the_group_substituted():
     rep = Representation(EAD, (8, 20, 22, 38, 40, 56), n_max=6)
     R, found = anchor_vectors(rep, tpl, [numbers, numbers], [(221, w.pattern), "no group"])
     assert found == [True, False] and np.isfinite(R[0]).all() and np.isnan(R[1]).all()
+
+
+def test_a_prior_and_an_unconditional_model_are_refused_together(
+    prior,
+    tmp_path,
+    capsys,
+    features,  # noqa: F811
+):
+    from structrepdiff.pipeline.checkpoint import CheckpointError, LoadedModel
+    from structrepdiff.pipeline.train import train
+
+    torch.save(prior.state(), tmp_path / "prior.pt")
+    uncond = train(config(tmp_path / "run", features, steps=2)).checkpoint
+    assert main(["export", "--model", str(uncond), "--out", str(tmp_path / "x.pt"),
+                 "--space-group-prior", str(tmp_path / "prior.pt")]) == 2  # fmt: skip
+    assert "goes with a conditional structure model" in _one_line(capsys)
+    ckpt = torch.load(uncond, weights_only=True)
+    torch.save({**ckpt, "space_group_prior": prior.state()}, tmp_path / "forged.pt")
+    with pytest.raises(CheckpointError, match="do not go together"):
+        LoadedModel.load(tmp_path / "forged.pt")

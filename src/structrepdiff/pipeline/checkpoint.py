@@ -190,6 +190,9 @@ class LoadedModel:
         if "space_group_prior" in ckpt:
             from structrepdiff.symmetry.learned import LearnedPrior
 
+            if self.cond_mask is None:
+                raise CheckpointError("it bundles a space-group prior with an unconditional "
+                                      "structure model; the two do not go together")  # fmt: skip
             self.prior = LearnedPrior.from_state(ckpt["space_group_prior"])
 
     @property
