@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from structrepdiff.symmetry.prior import Pattern, SpaceGroupPrior, anonymous_formula
+from structrepdiff.symmetry.prior import Pattern, PriorBase, SpaceGroupPrior, anonymous_formula
 
 PROPERTIES = ("X", "atomic_radius", "mendeleev_no", "row", "group")
 N_FEATURES = 7 + 3 * len(PROPERTIES)
@@ -133,7 +133,7 @@ def train_group_classifier(items, cfg: GroupClassifierConfig | None = None) -> G
 
 
 @dataclass
-class LearnedPrior:
+class LearnedPrior(PriorBase):
     """p(group, pattern | composition) = classifier(group) × counted(pattern | group); the
     same interface as `SpaceGroupPrior` (``distribution``, ``sample``)."""
 
@@ -146,15 +146,6 @@ class LearnedPrior:
         items = list(items)
         clf = train_group_classifier([(n, g) for n, g, _ in items], cfg)
         return cls(SpaceGroupPrior.fit(items), clf)
-
-    def distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
-        """(probability, group, pattern), most likely first; empty when none of the proposed
-        groups has a pattern that holds ``numbers``. Cached per composition."""
-        key = tuple(sorted(int(z) for z in numbers))
-        cache = self.__dict__.setdefault("_cache", {})
-        if key not in cache:
-            cache[key] = self._distribution(key)
-        return list(cache[key])
 
     def _distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
         """The classifier's ``top`` groups (probability ≥ ``min_prob``, the first always)
@@ -176,14 +167,6 @@ class LearnedPrior:
     def patterns(self, numbers, sg: int) -> list[tuple[float, Pattern]]:
         """p(pattern | group ``sg``, composition), from the counting tables."""
         return self.counting.patterns(numbers, sg)
-
-    def sample(self, numbers, k: int, rng: np.random.Generator) -> list[tuple[int, Pattern]]:
-        """``k`` draws of (group, pattern) for ``numbers`` (with replacement)."""
-        dist = self.distribution(numbers)
-        if not dist:
-            return []
-        p = np.array([d[0] for d in dist])
-        return [(dist[i][1], dist[i][2]) for i in rng.choice(len(dist), k, p=p / p.sum())]
 
     def state(self) -> dict[str, Any]:
         weights = {k: v.clone() for k, v in self.classifier.state_dict().items()}

@@ -54,8 +54,30 @@ def instantiate(numbers, anon: tuple[tuple[int, str], ...]) -> Pattern:
     return tuple((species[r], x) for r, x in anon)
 
 
+class PriorBase:
+    """What every space-group prior offers on top of its ``_distribution(numbers)``: the cached
+    ``distribution`` and seeded ``sample``."""
+
+    def distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
+        """(probability, group, pattern) for the composition ``numbers``, most likely first;
+        empty when no pattern of any seen group holds it. Cached per composition."""
+        key = tuple(sorted(int(z) for z in numbers))
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = self._distribution(key)
+        return list(cache[key])
+
+    def sample(self, numbers, k: int, rng: np.random.Generator) -> list[tuple[int, Pattern]]:
+        """``k`` draws of (group, pattern) for ``numbers`` (with replacement)."""
+        dist = self.distribution(numbers)
+        if not dist:
+            return []
+        p = np.array([d[0] for d in dist])
+        return [(dist[i][1], dist[i][2]) for i in rng.choice(len(dist), k, p=p / p.sum())]
+
+
 @dataclass
-class SpaceGroupPrior:
+class SpaceGroupPrior(PriorBase):
     """Counts of (group, anonymous pattern) per anonymous formula, and of groups per
     (atom count, species count), from a training split."""
 
@@ -90,15 +112,6 @@ class SpaceGroupPrior:
             for p in pats:
                 out[(sg, p)] = out.get((sg, p), 0.0) + n / total / len(pats)
         return out
-
-    def distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
-        """(probability, group, pattern) for the composition ``numbers``, most likely first;
-        empty when no pattern of any seen group holds it. Cached per composition."""
-        key = tuple(sorted(int(z) for z in numbers))
-        cache = self.__dict__.setdefault("_cache", {})
-        if key not in cache:
-            cache[key] = self._distribution(key)
-        return list(cache[key])
 
     def _distribution(self, numbers) -> list[tuple[float, int, Pattern]]:
         seen = self.by_formula.get(anonymous_formula(numbers), Counter())
@@ -136,14 +149,6 @@ class SpaceGroupPrior:
         order = {p: k for k, p in enumerate(back)}
         return sorted(((q / z, p) for p, q in probs.items()),
                       key=lambda r: (-r[0], order.get(r[1], -1), r[1]))  # fmt: skip
-
-    def sample(self, numbers, k: int, rng: np.random.Generator) -> list[tuple[int, Pattern]]:
-        """``k`` draws of (group, pattern) for ``numbers`` (with replacement)."""
-        dist = self.distribution(numbers)
-        if not dist:
-            return []
-        p = np.array([d[0] for d in dist])
-        return [(dist[i][1], dist[i][2]) for i in rng.choice(len(dist), k, p=p / p.sum())]
 
     def to_dict(self) -> dict:
         return {
