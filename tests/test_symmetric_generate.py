@@ -184,6 +184,9 @@ def test_the_anchor_is_the_nearest_template_of_the_group_substituted():
     assert sorted(s.atomic_numbers) == sorted(numbers)
     assert StructureMatcher(scale=False).fit(s, perovskite("Ca", "Ti", 3.9))
     assert retrieve(tpl, numbers, 99, ((20, "a"), (22, "b"), (8, "b"), (8, "c"))) is None
+    anyg = retrieve(tpl, numbers)  # any group of the same anonymous formula (CSPML-like)
+    assert anyg.sg == 221 and StructureMatcher(scale=False).fit(anyg.to_structure(), s)
+    assert retrieve(tpl, [22, 22, 8]) is None  # no AB2 template
     rep = Representation(EAD, (8, 20, 22, 38, 40, 56), n_max=6)
     R, found = anchor_vectors(rep, tpl, [numbers, numbers], [(221, w.pattern), "no group"])
     assert found == [True, False] and np.isfinite(R[0]).all() and np.isnan(R[1]).all()

@@ -16,24 +16,46 @@ import numpy as np
 from structrepdiff.reconstruct.symmetric import SymTemplates, substituted_xyz
 from structrepdiff.symmetry.analyze import WyckoffCrystal
 from structrepdiff.symmetry.learned import composition_features
-from structrepdiff.symmetry.prior import Pattern, _ranked_species, anonymize
+from structrepdiff.symmetry.prior import (
+    Pattern,
+    _ranked_species,
+    anonymize,
+    anonymous_formula,
+    instantiate,
+)
 
 
-def retrieve(templates: SymTemplates, numbers, sg: int, pattern: Pattern,
-             exclude: str | None = None) -> WyckoffCrystal | None:  # fmt: skip
-    """The training crystal of group ``sg`` and ``pattern``'s anonymous pattern nearest in
-    composition to ``numbers``, element-substituted onto ``numbers``' species (orbits in
-    ``pattern``'s order); None when the training split has none (``exclude``: an id to skip)."""
-    key = (sg, anonymize(numbers, pattern))
-    found = [f for f in templates.index.get(key, []) if f[0] != exclude]
-    if not found:
-        return None
+def _nearest(found: list, numbers):
+    """The (id, numbers, WyckoffCrystal) of ``found`` nearest in composition to ``numbers``
+    (L1 over `composition_features` scaled by their spread among ``found``)."""
     feats = np.stack([composition_features(f[1]) for f in found])
     scale = feats.std(0) + 1e-6
     d = np.abs((feats - composition_features(numbers)) / scale).sum(1)
-    _, t_numbers, w = found[int(np.argmin(d))]
+    return found[int(np.argmin(d))]
+
+
+def retrieve(templates: SymTemplates, numbers, sg: int | None = None,
+             pattern: Pattern | None = None, exclude: str | None = None
+             ) -> WyckoffCrystal | None:  # fmt: skip
+    """The training crystal nearest in composition to ``numbers`` among those of group ``sg``
+    and ``pattern``'s anonymous pattern (or, with ``sg`` None, among all of the same
+    anonymous formula), element-substituted onto ``numbers``' species rank for rank (orbits
+    in ``pattern``'s order when given); None when the training split has none (``exclude``:
+    an id to skip)."""
+    if sg is None:
+        anon = anonymous_formula(numbers)
+        found = [f for fs in templates.index.values() for f in fs
+                 if f[0] != exclude and anonymous_formula(f[1]) == anon]  # fmt: skip
+    else:
+        key = (sg, anonymize(numbers, pattern))
+        found = [f for f in templates.index.get(key, []) if f[0] != exclude]
+    if not found:
+        return None
+    _, t_numbers, w = _nearest(found, numbers)
+    if pattern is None:
+        pattern = instantiate(numbers, anonymize(t_numbers, w.pattern))
     xyz = substituted_xyz(_ranked_species(numbers), pattern, t_numbers, w)
-    return WyckoffCrystal(sg, tuple(pattern), xyz, np.asarray(w.lattice, float))
+    return WyckoffCrystal(w.sg, tuple(pattern), xyz, np.asarray(w.lattice, float))
 
 
 def anchor_vectors(rep, templates: SymTemplates, compositions: Sequence, choices: Sequence,
@@ -46,8 +68,13 @@ def anchor_vectors(rep, templates: SymTemplates, compositions: Sequence, choices
     R = np.full((len(compositions), rep.layout.dim), np.nan)
     found, structures, rows = [], [], []
     for k, (numbers, c) in enumerate(zip(compositions, choices, strict=True)):
-        w = None if isinstance(c, str) else retrieve(
-            templates, numbers, c[0], c[1], None if exclude is None else exclude[k])  # fmt: skip
+        w = (
+            None
+            if isinstance(c, str)
+            else retrieve(
+                templates, numbers, c[0], c[1], exclude=None if exclude is None else exclude[k]
+            )
+        )
         found.append(w is not None)
         if w is not None:
             structures.append(w.to_structure())
