@@ -8,6 +8,7 @@ by the free stage, same total budget. Records per crystal: RMSD to the input and
 JSON line per crystal in ``--out``; resumable.
 
     python studies/symmetric_relaxation.py --cifs runs/symmetric_candidates/mp_20_test --num 30
+    python studies/symmetric_relaxation.py --cifs runs/csp/mp_20_k1_val_sg --glob "*.cif"
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cifs", type=Path, required=True)
     ap.add_argument("--num", type=int, default=30)
+    ap.add_argument("--glob", default="*_0.cif",
+                    help="which files of --cifs (default: each crystal's most likely candidate "
+                    "of symmetric_candidates.py; '*.cif' for a generate / CSP folder)")  # fmt: skip
     ap.add_argument("--symmetric-steps", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/symmetric_relaxation"))
     a = ap.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    files = sorted(a.cifs.glob("*_0.cif"))[: a.num]  # each crystal's most likely candidate
+    files = sorted(a.cifs.glob(a.glob))[: a.num]
     calc = load_calculator("chgnet")
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"{a.cifs.name}.jsonl"
