@@ -36,20 +36,21 @@ from pymatgen.core import Structure
 from structrepdiff.data.io import load_split
 from structrepdiff.evaluate.reconstruction import reconstruction_match, reconstruction_matcher
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
+from structrepdiff.pipeline.anchor import anchor_vectors, retrieve
 from structrepdiff.pipeline.checkpoint import LoadedModel
 from structrepdiff.pipeline.sample import (
     parse_space_group,
+    refine_vectors,
     sample_vectors,
-    sample_with_groups,
     uses_groups,
 )
 from structrepdiff.reconstruct.config import ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, run_reconstruction
-from structrepdiff.reconstruct.symmetric import SymmetricConfig
+from structrepdiff.reconstruct.symmetric import SymmetricConfig, SymTemplates
 from structrepdiff.reconstruct.templates import cached_templates_path
 from structrepdiff.representation.condition import condition_mask
-from structrepdiff.symmetry.analyze import cached_description_path
-from structrepdiff.symmetry.assign import choices_to_json
+from structrepdiff.symmetry.analyze import cached_description, cached_description_path
+from structrepdiff.symmetry.assign import choices_to_json, no_group_reason, numbers_of_rows
 
 
 def pick_crystals(n_atoms: np.ndarray, num: int, seed: int, stratify: bool) -> np.ndarray:
@@ -108,6 +109,48 @@ def score(work: Path, truth: dict[str, Structure], k: int) -> tuple[dict, list[d
             "rmse": float(np.mean(hit)) if hit else None}, per  # fmt: skip
 
 
+def crystal_choices(prior, comps: list, k: int, tpl=None) -> list:
+    """Per row (k consecutive rows per test crystal): the prior's j-th most likely (group,
+    pattern) for the crystal's j-th prediction, each crystal ranked on its own (two test
+    crystals of one composition both get the top pair); with ``tpl`` the first prediction
+    takes the nearest val crystal's pair of the same anonymous formula instead."""
+    out = []
+    for r, numbers in enumerate(comps):
+        j = r % k
+        w = retrieve(tpl, numbers) if tpl is not None and j == 0 else None
+        dist = prior.distribution(numbers)
+        if w is not None:
+            out.append((w.sg, w.pattern))
+        elif not dist:
+            out.append(no_group_reason(numbers))
+        else:
+            out.append((dist[j % len(dist)][1], dist[j % len(dist)][2]))
+    return out
+
+
+def symmetric_vectors(model, known, a: argparse.Namespace) -> tuple[np.ndarray, list]:
+    """(R, choices) for the rows of ``known``: groups per `crystal_choices`, R sampled given
+    them; with ``--anchor-t0`` the rows whose pair has a val crystal start from that crystal,
+    substituted and noised to t₀ (SDEdit), instead of from noise."""
+    comps = numbers_of_rows(model.rep, known[1])
+    tpl = None
+    if a.pairs == "template" or a.anchor_t0 > 0:
+        tpl = SymTemplates(cached_description(a.dataset, "val", a.data_dir))
+    choices = crystal_choices(model.prior, comps, a.k, tpl if a.pairs == "template" else None)
+    groups = np.array([0 if isinstance(c, str) else c[0] for c in choices])
+    g = groups if model.group_conditioned else None
+    R = sample_vectors(model, len(comps), "ddim", 100, a.seed, progress=not a.no_progress,
+                       known=known, guidance=a.guidance, groups=g)  # fmt: skip
+    if a.anchor_t0 > 0:
+        R0, found = anchor_vectors(model.rep, tpl, comps, choices)
+        f = np.flatnonzero(found)
+        if len(f):
+            R[f] = refine_vectors(model, R0[f], int(a.anchor_t0 * model.diffusion.T),
+                                  seed=a.seed, guidance=a.guidance,
+                                  groups=None if g is None else g[f])  # fmt: skip
+    return R, choices
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True)
@@ -125,6 +168,20 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="keep the split's atom-count distribution (default: on for mp_20)",
+    )
+    ap.add_argument(
+        "--pairs",
+        choices=["prior", "template"],
+        default="prior",
+        help="symmetric path: the first prediction's (group, pattern) from the "
+        "prior or from the nearest val crystal of the same anonymous formula",
+    )
+    ap.add_argument(
+        "--anchor-t0",
+        type=float,
+        default=0.0,
+        help="symmetric path: start the diffusion from the substituted val "
+        "crystal of the chosen pair, noised to this fraction of T (SDEdit)",
     )
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--hops", type=int, default=1)
@@ -164,9 +221,7 @@ def main() -> None:
         known = (condition_mask(test.rep), test.R[rows])
         src = {"csp": name, "order": "shuffled"}
         if symmetric:
-            R, choices = sample_with_groups(model, len(rows), "ddim", 100, a.seed,
-                                            progress=not a.no_progress, known=known,
-                                            guidance=a.guidance)  # fmt: skip
+            R, choices = symmetric_vectors(model, known, a)
             src["symmetry"] = choices_to_json(choices)
         else:
             R = sample_vectors(model, len(rows), "ddim", 100, a.seed,
@@ -198,6 +253,7 @@ def main() -> None:
         w.writerows(per)
     result = {**summary, "dataset": a.dataset, "templates": a.templates,
               "space_group": "prior-ranked groups" if symmetric else "off",
+              "pairs": a.pairs, "anchor_t0": a.anchor_t0,
               "guidance": a.guidance, "stratified": stratify, "model": str(a.model),
               "partial": partial,
               "split": "test compositions; model and templates from val",
