@@ -24,13 +24,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
-from structrepdiff.pipeline.sample import (
-    check_formulas_hold,
-    parse_space_group,
-    sample_vectors,
-    sample_with_groups,
-    uses_groups,
-)
+from structrepdiff.pipeline.sample import draw_vectors, parse_space_group, sample_vectors
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import (
@@ -128,18 +122,17 @@ class Model:
         """(R (n, D), choices): each sample's (group, Wyckoff pattern) from the model's prior,
         or the reason none holds its composition; choices is None when ``space_group`` is
         "off" or the model carries no prior ("auto"). A number fixes the group (1 = P1)."""
-        sg = parse_space_group(space_group)
-        known = None
-        if formula is not None:
-            formulas = [formula] if isinstance(formula, str) else list(formula)
-            known = composition_condition(self.loaded.rep, formulas, n)
-        if not uses_groups(self.loaded, sg):
-            return sample_vectors(self.loaded, n, "ddim", steps, seed, batch_size, known=known,
-                                  guidance=guidance), None  # fmt: skip
-        if formula is not None:
-            check_formulas_hold(self.loaded, formulas, sg)
-        return sample_with_groups(self.loaded, n, "ddim", steps, seed, batch_size, False, known,
-                                  guidance, sg)  # fmt: skip
+        formulas, known = self._known(formula, n)
+        return draw_vectors(self.loaded, n, "ddim", steps, seed, batch_size, False, known,
+                            guidance, parse_space_group(space_group), formulas)  # fmt: skip
+
+    def _known(self, formula: str | Sequence[str] | None, n: int) -> tuple[list[str], Any]:
+        """(formulas, the known composition features of ``n`` samples cycling over them);
+        ([], None) without a formula."""
+        if formula is None:
+            return [], None
+        formulas = [formula] if isinstance(formula, str) else list(formula)
+        return formulas, composition_condition(self.loaded.rep, formulas, n)
 
     def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
                guidance: float = 1.0, steps: int = 100, batch_size: int = 256,
@@ -147,10 +140,7 @@ class Model:
         """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions
         (cycled), ``space_group`` (one, or one per sample; 0 = open) the group a
         group-conditioned model samples in."""
-        known = None
-        if formula is not None:
-            formulas = [formula] if isinstance(formula, str) else list(formula)
-            known = composition_condition(self.loaded.rep, formulas, n)
+        _, known = self._known(formula, n)
         groups = None
         if space_group is not None:
             groups = np.broadcast_to(np.asarray(space_group, dtype=int), (n,))

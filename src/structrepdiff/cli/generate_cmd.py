@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
                        formulas=tuple(args.formula),
                        composition_from=args.composition_from,
                        guidance=args.guidance, space_group=args.space_group)  # fmt: skip
-    symmetric = _symmetric(args.model, smp.space_group, args.device)
-    templates = resolve_templates(args, *_training_source(args.model), symmetric)
+    symmetric, dataset, split = _model_facts(args.model, smp.space_group, args.device)
+    templates = resolve_templates(args, dataset, split, symmetric)
     cfg = GenerateConfig(out=args.out, sample=smp,
                          reconstruct=reconstruct_config(args, templates is not None, symmetric),
                          templates=templates, batch_size=args.batch_size,
@@ -74,17 +74,12 @@ def run(args: argparse.Namespace) -> int:
     return codes.OK if frames else codes.NOTHING
 
 
-def _symmetric(model: Path, space_group, device: str) -> bool:
-    """Whether this run gives each sample a space group (one-line error if it cannot)."""
-    from structrepdiff.pipeline.checkpoint import LoadedModel
+def _model_facts(model: Path, space_group, device: str) -> tuple[bool, str | None, str | None]:
+    """(whether this run gives each sample a space group — a one-line error if it cannot —,
+    the dataset and split the model was trained on), from one load of the checkpoint."""
+    from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
     from structrepdiff.pipeline.sample import uses_groups
 
-    return uses_groups(LoadedModel.load(model, device), space_group)
-
-
-def _training_source(model: Path) -> tuple[str | None, str | None]:
-    """(dataset, split) the model was trained on, as its checkpoint records them."""
-    from structrepdiff.pipeline.checkpoint import load_checkpoint, training_source
-
-    src = training_source(load_checkpoint(model))
-    return src.get("dataset"), src.get("split")
+    loaded = LoadedModel.load(model, device)
+    src = training_source(loaded.ckpt)
+    return uses_groups(loaded, space_group), src.get("dataset"), src.get("split")

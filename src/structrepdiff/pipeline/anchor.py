@@ -43,9 +43,7 @@ def retrieve(templates: SymTemplates, numbers, sg: int | None = None,
     in ``pattern``'s order when given); None when the training split has none (``exclude``:
     an id to skip)."""
     if sg is None:
-        anon = anonymous_formula(numbers)
-        found = [f for fs in templates.index.values() for f in fs
-                 if f[0] != exclude and anonymous_formula(f[1]) == anon]  # fmt: skip
+        found = [f for f in templates.of_formula(anonymous_formula(numbers)) if f[0] != exclude]
     else:
         key = (sg, anonymize(numbers, pattern))
         found = [f for f in templates.index.get(key, []) if f[0] != exclude]

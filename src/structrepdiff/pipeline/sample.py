@@ -109,6 +109,30 @@ def sample_with_groups(model: LoadedModel, num: int, sampler: str = "ddim", step
     return R, choices
 
 
+def draw_vectors(
+    model: LoadedModel,
+    num: int,
+    sampler: str = "ddim",
+    steps: int = 100,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
+    guidance: float = 1.0,
+    space_group: int | str = "auto",
+    formulas=(),
+) -> tuple[np.ndarray, list | None]:
+    """(R (num, D), choices): `sample_with_groups` when ``space_group`` asks for groups
+    (`uses_groups`; ``formulas`` that no proposal holds are refused in one line first),
+    else `sample_vectors` and None. What `sample` and the Python API both call."""
+    if not uses_groups(model, space_group):
+        return sample_vectors(model, num, sampler, steps, seed, batch_size, progress, known,
+                              guidance), None  # fmt: skip
+    check_formulas_hold(model, formulas, space_group)
+    return sample_with_groups(model, num, sampler, steps, seed, batch_size, progress, known,
+                              guidance, space_group)  # fmt: skip
+
+
 def check_formulas_hold(model: LoadedModel, formulas, space_group: int | str) -> None:
     """One line naming the first formula no proposal of the prior (or the fixed group) holds."""
     from structrepdiff.representation.condition import composition_row
@@ -291,18 +315,12 @@ def sample(cfg: SampleConfig) -> Path:
         raise FileExistsError(f"{cfg.out} exists; pass `force`=True to overwrite")
     model = LoadedModel.load(cfg.model, cfg.device)
     known = conditions(cfg, model)
-    symmetry = None
-    if uses_groups(model, cfg.space_group):
-        from structrepdiff.symmetry.assign import choices_to_json
+    R, choices = draw_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,
+                              cfg.progress, known, cfg.guidance, cfg.space_group,
+                              cfg.formulas)  # fmt: skip
+    from structrepdiff.symmetry.assign import choices_to_json
 
-        check_formulas_hold(model, cfg.formulas, cfg.space_group)
-        R, choices = sample_with_groups(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed,
-                                        cfg.batch_size, cfg.progress, known, cfg.guidance,
-                                        cfg.space_group)  # fmt: skip
-        symmetry = choices_to_json(choices)
-    else:
-        R = sample_vectors(model, cfg.num, cfg.sampler, cfg.steps, cfg.seed, cfg.batch_size,
-                           cfg.progress, known, cfg.guidance)  # fmt: skip
+    symmetry = None if choices is None else choices_to_json(choices)
     ids = [f"sample_{k:06d}" for k in range(cfg.num)]
     source = {"model": str(cfg.model), "step": int(model.ckpt["step"]), "sampler": cfg.sampler,
               "steps": cfg.steps, "seed": cfg.seed, "batch_size": cfg.batch_size,

@@ -497,6 +497,18 @@ class SymTemplates:
     def __len__(self) -> int:
         return sum(len(v) for v in self.index.values())
 
+    def of_formula(self, anon: tuple[int, ...]) -> list:
+        """The crystals of anonymous formula ``anon`` (e.g. (1, 1, 3)), in index order; the
+        per-formula index is built on first use."""
+        if not hasattr(self, "_by_formula"):
+            from structrepdiff.symmetry.prior import anonymous_formula
+
+            self._by_formula: dict = {}
+            for fs in self.index.values():
+                for f in fs:
+                    self._by_formula.setdefault(anonymous_formula(f[1]), []).append(f)
+        return self._by_formula.get(anon, [])
+
     def starts(self, st: SymTarget, limit: int = 16) -> list[Start]:
         """Up to ``limit`` templates of the target's group and pattern (cell shapes closest
         to the target's first; never one with the target's own id), their species replaced

@@ -123,7 +123,7 @@ def describe_split(
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda p: p.write_text(json.dumps(rows)), force=True,
                          suffix=".json")  # fmt: skip
-        return [(r["id"], np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows]
+        return _crystals(rows)
     return load_description(path)
 
 
@@ -158,15 +158,20 @@ def cached_description_path(dataset: str, split: str, data_dir: str | None = Non
     source = split_path(data_dir, dataset, split)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / "wyckoff" / file_sha256(source)[:16]
-    describe_split(dataset, split, folder, data_dir)
-    return folder / f"{dataset}_{split}_wyckoff.json"
+    path = folder / f"{dataset}_{split}_wyckoff.json"
+    if not path.is_file():
+        describe_split(dataset, split, folder, data_dir)
+    return path
 
 
 def load_description(path: str | Path) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
     """The rows of a `describe_split` JSON file."""
     import json
 
-    rows = json.loads(Path(path).read_text())
+    return _crystals(json.loads(Path(path).read_text()))
+
+
+def _crystals(rows: list[dict]) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
     return [(r["id"], np.array(r["numbers"]), WyckoffCrystal.from_dict(r)) for r in rows]
 
 

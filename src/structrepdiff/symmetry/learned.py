@@ -13,6 +13,7 @@ in a ``weights_only`` checkpoint.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ PROPERTIES = ("X", "atomic_radius", "mendeleev_no", "row", "group")
 N_FEATURES = 7 + 3 * len(PROPERTIES)
 
 
+@lru_cache(maxsize=1)
 def _element_table() -> np.ndarray:
     """(119, 5) element properties by Z (0 where pymatgen has none)."""
     import warnings
@@ -45,18 +47,13 @@ def _element_table() -> np.ndarray:
     return table
 
 
-_TABLE: list[np.ndarray] = []
-
-
 def composition_features(numbers) -> np.ndarray:
     """(N_FEATURES,) N, species count, anonymous formula (5 largest counts, zero-padded) and
     min / mean / max of each element property over the atoms."""
-    if not _TABLE:
-        _TABLE.append(_element_table())
     z = np.asarray(numbers, dtype=int)
-    anon = list(anonymous_formula(z))[-5:]
-    props = _TABLE[0][z]
-    head = [len(z), len(anonymous_formula(z)), *([0] * (5 - len(anon)) + anon)]
+    anon = list(anonymous_formula(z))
+    props = _element_table()[z]
+    head = [len(z), len(anon), *([0] * max(0, 5 - len(anon)) + anon[-5:])]
     return np.concatenate([head, props.min(0), props.mean(0), props.max(0)])
 
 
