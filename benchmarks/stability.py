@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--table2", action="store_true", help="Table 2 before and after relaxing")
     ap.add_argument("--energy-emd", action="store_true", help="energy-per-atom EMD vs test")
     ap.add_argument("--cache", type=Path, default=Path("runs/hull"), help="energies cache")
+    ap.add_argument("--symmetric-steps", type=int, default=RelaxConfig().symmetric_steps,
+                    help="FIRE steps of a first stage under FixSymmetry (relax's option)")
     ap.add_argument("--data-dir")
     ap.add_argument("--work", type=Path, default=Path("runs/stability"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/stability"))
@@ -117,8 +119,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     draw_subset(a.pred, a.num, a.seed, subset)
     t0 = time.perf_counter()
-    s = run_relax(RelaxJob(subset, relaxed, RelaxConfig(), a.workers, progress=True))
-    info = {"source": str(a.pred), "seconds_relax_this_run": time.perf_counter() - t0,
+    cfg = RelaxConfig(symmetric_steps=a.symmetric_steps)
+    s = run_relax(RelaxJob(subset, relaxed, cfg, a.workers, progress=True))
+    info = {"source": str(a.pred), "symmetric_steps": a.symmetric_steps,
+            "seconds_relax_this_run": time.perf_counter() - t0,
             "relax_counts_this_run": s.counts}  # fmt: skip
     res.mkdir(parents=True, exist_ok=True)
     if a.dataset == "mp_20":  # the one dataset whose CSVs carry DFT formation energies

@@ -210,3 +210,46 @@ def test_a_prior_and_an_unconditional_model_are_refused_together(
     torch.save({**ckpt, "space_group_prior": prior.state()}, tmp_path / "forged.pt")
     with pytest.raises(CheckpointError, match="do not go together"):
         LoadedModel.load(tmp_path / "forged.pt")
+
+
+def test_one_prior_ranks_formulas_and_another_draws_for_sampled_compositions(
+    prior,
+    tmp_path,
+    capsys,
+    monkeypatch,
+):
+    """export --generation-prior: `generate --formula` ranks with the space-group prior,
+    sampled compositions draw their groups from the generation prior; alone it is refused."""
+    import structrepdiff.symmetry.assign as assign
+    from structrepdiff.pipeline.checkpoint import LoadedModel
+    from structrepdiff.pipeline.sample import sample_with_groups
+
+    other = LearnedPrior.fit(ITEMS[::-1], GroupClassifierConfig(steps=50, hidden=16, depth=1))
+    torch.save(prior.state(), tmp_path / "rank.pt")
+    torch.save(other.state(), tmp_path / "draw.pt")
+    out = tmp_path / "two.pt"
+    assert main(["export", "--model", "models/perov_5.pt", "--out", str(out),
+                 "--space-group-prior", str(tmp_path / "rank.pt"),
+                 "--generation-prior", str(tmp_path / "draw.pt")]) == 0  # fmt: skip
+    loaded = LoadedModel.load(out)
+    assert loaded.prior.distribution(SRTIO3) == prior.distribution(SRTIO3)
+    assert loaded.generation_prior.distribution(SRTIO3) == other.distribution(SRTIO3)
+    assert loaded.prior.distribution(SRTIO3) != other.distribution(SRTIO3)
+    used = []
+    real = assign.assign_groups
+    monkeypatch.setattr(assign, "assign_groups",
+                        lambda p, *a, **k: used.append(p) or real(p, *a, **k))  # fmt: skip
+    from structrepdiff.representation.condition import composition_row
+
+    known = (loaded.cond_mask, composition_row(loaded.rep, "SrTiO3")[None])
+    sample_with_groups(loaded, 1, steps=2, known=known)  # structure prediction: ranked
+    sample_with_groups(loaded, 1, steps=2)  # a sampled composition: drawn
+    assert used == [loaded.prior, loaded.generation_prior]
+    single = LoadedModel.load("models/mp_20.pt")  # one bundled prior does both
+    assert single.generation_prior is single.prior is not None
+    ckpt = torch.load("models/perov_5.pt", weights_only=True)
+    ckpt.pop("space_group_prior")
+    torch.save(ckpt, tmp_path / "no_prior.pt")
+    assert main(["export", "--model", str(tmp_path / "no_prior.pt"), "--out",
+                 str(tmp_path / "x.pt"), "--generation-prior", str(tmp_path / "draw.pt")]) == 2
+    assert "goes with a space-group prior" in _one_line(capsys)

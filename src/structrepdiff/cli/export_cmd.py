@@ -26,8 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bundle a space-group prior p(group, Wyckoff pattern | composition): "
                    "'auto' fits it on the model's training split, or a file saved from "
                    "LearnedPrior.state()")  # fmt: skip
+    p.add_argument("--generation-prior", default=None,
+                   help="bundle a second prior that draws the groups of sampled compositions "
+                   "(generate without --formula); 'auto' fits it on pyxtal labels at the "
+                   "evaluator's tolerance (symmetry.learned.GENERATION_TOL), or a file as "
+                   "above. Without it "
+                   "--space-group-prior does both")  # fmt: skip
     p.add_argument("--data-dir", default=None,
-                   help="dataset folder for --space-group-prior auto (default: "
+                   help="dataset folder for the 'auto' priors (default: "
                    "$STRUCTREPDIFF_DATA, else ../shared/data)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=run)
@@ -37,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from structrepdiff.pipeline.checkpoint import export_checkpoint
 
     rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model,
-                            args.space_group_prior, args.data_dir)  # fmt: skip
+                            args.space_group_prior, args.data_dir,
+                            args.generation_prior)  # fmt: skip
     size = args.out.stat().st_size / 1e6
     print(f"exported {args.model} (step {rec['step']}, {rec['n_parameters']:,} parameters, "
           f"{rec['dtype']}) -> {args.out} ({size:.1f} MB)")  # fmt: skip

@@ -79,7 +79,8 @@ EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16",
                       force: bool = False, composition: str | os.PathLike | None = None,
-                      prior: str | os.PathLike | None = None, data_dir: str | None = None
+                      prior: str | os.PathLike | None = None, data_dir: str | None = None,
+                      generation_prior: str | os.PathLike | None = None
                       ) -> dict[str, Any]:  # fmt: skip
     """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
     training weights, optimizer and RNG state, with the EMA network *parameters* cast to
@@ -88,8 +89,10 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     ``composition`` (a file from `train-composition`) bundles that composition model, refused
     unless the checkpoint is conditional and shares its vocabulary and N_max. ``prior``
     bundles a space-group prior (`LearnedPrior`): a file saved from ``prior.state()``, or
-    "auto" to fit it on the model's training split (found in ``data_dir``). Returns the
-    copy's ``exported`` record."""
+    "auto" to fit it on the model's training split (found in ``data_dir``) at
+    `PREDICTION_TOL`; it ranks groups for given formulas. ``generation_prior`` (same forms,
+    "auto" at `GENERATION_TOL`) draws the groups of sampled compositions instead; without it
+    ``prior`` does both. Returns the copy's ``exported`` record."""
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     ckpt = load_checkpoint(src)
@@ -105,9 +108,14 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     if composition is not None:
         keep["composition"] = _composition_state(ckpt, composition)
         record["composition"] = Path(composition).name
-    if prior is not None:
-        keep["space_group_prior"] = _prior_state(ckpt, prior, data_dir)
-        record["space_group_prior"] = str(prior) if prior == "auto" else Path(prior).name
+    for key, given, use in (("space_group_prior", prior, "prediction"),
+                            ("space_group_prior_generation", generation_prior, "generation")):
+        if given is not None:
+            keep[key] = _prior_state(ckpt, given, data_dir, use)
+            record[key] = str(given) if given == "auto" else Path(given).name
+    if "space_group_prior_generation" in keep and "space_group_prior" not in keep:
+        raise ValueError("a generation prior goes with a space-group prior "
+                         "(--space-group-prior), which ranks groups for given formulas")
     save_checkpoint({**keep, "ema": ema, "exported": record}, dst)
     return record
 
@@ -124,8 +132,14 @@ def _composition_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[st
     return model.state()
 
 
-def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None) -> dict[str, Any]:
-    from structrepdiff.symmetry.learned import fit_prior, load_prior
+def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None, use: str
+                 ) -> dict[str, Any]:  # fmt: skip
+    from structrepdiff.symmetry.learned import (
+        GENERATION_TOL,
+        PREDICTION_TOL,
+        fit_prior,
+        load_prior,
+    )
 
     if "conditional" not in ckpt:
         raise ValueError("a space-group prior goes with a conditional structure model "
@@ -136,7 +150,8 @@ def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None) -> dict[str,
     if not src.get("dataset") or not src.get("split"):
         raise ValueError("prior 'auto' needs a checkpoint that records its training dataset "
                          "and split; fit the prior yourself and give its file")  # fmt: skip
-    return fit_prior(src["dataset"], src["split"], data_dir).state()
+    tol = GENERATION_TOL if use == "generation" else PREDICTION_TOL
+    return fit_prior(src["dataset"], src["split"], data_dir, tol=tol).state()
 
 
 def scaler_state(scaler: Scaler) -> dict[str, Any]:
@@ -194,6 +209,16 @@ class LoadedModel:
                 raise CheckpointError("it bundles a space-group prior with an unconditional "
                                       "structure model; the two do not go together")  # fmt: skip
             self.prior = LearnedPrior.from_state(ckpt["space_group_prior"])
+        # the prior that draws groups for sampled compositions (one per use: BENCHMARKS
+        # "Issue 26, part 3"); the ranking prior when the checkpoint bundles no other
+        self.generation_prior = self.prior
+        if "space_group_prior_generation" in ckpt:
+            from structrepdiff.symmetry.learned import LearnedPrior
+
+            if self.prior is None:
+                raise CheckpointError("it bundles a generation prior without a space-group "
+                                      "prior; export both together")  # fmt: skip
+            self.generation_prior = LearnedPrior.from_state(ckpt["space_group_prior_generation"])
 
     @property
     def conditional(self) -> bool:

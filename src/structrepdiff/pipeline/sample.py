@@ -92,15 +92,17 @@ def sample_with_groups(model: LoadedModel, num: int, sampler: str = "ddim", step
                        ) -> tuple[np.ndarray, list]:  # fmt: skip
     """(R (num, D), choices): each sample's (group, pattern) from the model's prior, or the
     reason none fits, with R sampled given the group when the model is group-conditioned.
-    Formulas in ``known`` get ranked pairs (structure prediction), sampled compositions
-    drawn ones; a fixed ``space_group`` keeps that group. See `assign_groups`."""
+    Formulas in ``known`` get the ranking prior's ranked pairs (structure prediction),
+    sampled compositions pairs drawn from the generation prior; a fixed ``space_group``
+    keeps that group. See `assign_groups`."""
     from structrepdiff.symmetry.assign import assign_groups, numbers_of_rows
 
     given = known is not None
     known = _conditional_known(model, known, num, seed)
     comps = numbers_of_rows(model.rep, known[1])
     fixed = space_group if isinstance(space_group, int) else None
-    choices = assign_groups(model.prior, comps, "rank" if given else "sample", seed, fixed)
+    prior = model.prior if given else model.generation_prior  # one prior per use
+    choices = assign_groups(prior, comps, "rank" if given else "sample", seed, fixed)
     groups = None
     if model.group_conditioned:
         groups = np.array([0 if isinstance(c, str) else c[0] for c in choices])

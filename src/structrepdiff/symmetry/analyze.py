@@ -149,18 +149,21 @@ def load_group_table(path: str | Path) -> dict[str, int]:
 
 
 def cached_description_path(dataset: str, split: str, data_dir: str | None = None,
-                            cache_dir: str | Path | None = None) -> Path:  # fmt: skip
-    """The JSON file of `describe_split` of one dataset split, built once under ``cache_dir``
-    (default `default_cache_dir`) keyed by the split file's sha256, like the template files."""
+                            cache_dir: str | Path | None = None, tol: float = 0.01
+                            ) -> Path:  # fmt: skip
+    """The JSON file of `describe_split` of one dataset split at ``tol`` Å, built once under
+    ``cache_dir`` (default `default_cache_dir`) keyed by the split file's sha256, like the
+    template files."""
     from structrepdiff.data.io import split_path
     from structrepdiff.data.paths import default_cache_dir, file_sha256
 
     source = split_path(data_dir, dataset, split)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / "wyckoff" / file_sha256(source)[:16]
-    path = folder / f"{dataset}_{split}_wyckoff.json"
+    path = folder / (f"{dataset}_{split}" + ("" if tol == 0.01 else f"_tol{tol:g}")
+                     + "_wyckoff.json")  # the name `describe_split` writes
     if not path.is_file():
-        describe_split(dataset, split, folder, data_dir)
+        describe_split(dataset, split, folder, data_dir, tol)
     return path
 
 
@@ -176,7 +179,7 @@ def _crystals(rows: list[dict]) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:
 
 
 def cached_description(dataset: str, split: str, data_dir: str | None = None,
-                       cache_dir: str | Path | None = None
+                       cache_dir: str | Path | None = None, tol: float = 0.01
                        ) -> list[tuple[str, np.ndarray, WyckoffCrystal]]:  # fmt: skip
-    """`describe_split` of one dataset split through `cached_description_path`."""
-    return load_description(cached_description_path(dataset, split, data_dir, cache_dir))
+    """`describe_split` of one dataset split at ``tol`` Å through `cached_description_path`."""
+    return load_description(cached_description_path(dataset, split, data_dir, cache_dir, tol))
