@@ -14,7 +14,7 @@ row); ``none`` starts from random positions in the sampled lattice. Results:
 ``--out/<dataset>_k<k>_<templates>[_<tag>].json`` plus a per-crystal CSV (id, N, matched, rms,
 reason). Resumable: the vectors are drawn once and reconstruction resumes from ``--work``.
 
-    python benchmarks/csp.py --dataset perov_5 --model models/perov_5.pt --num 300
+    python benchmarks/csp.py --dataset perov_5 --model perov_5 --num 300
 """
 
 from __future__ import annotations

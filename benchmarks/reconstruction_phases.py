@@ -22,6 +22,7 @@ import torch
 
 import structrepdiff
 import structrepdiff.reconstruct.optimize as opt
+from structrepdiff.bundled import model_path
 from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
@@ -47,7 +48,7 @@ def vectors(dataset: str, kind: str, num: int, work: Path):
     if kind == "generated":
         path = work / f"{dataset}_{num}.npz"
         if not path.exists():
-            sample(SampleConfig(model=Path(f"models/{dataset}.pt"), out=path, num=num,
+            sample(SampleConfig(model=model_path(dataset), out=path, num=num,
                                 progress=False, force=True))  # fmt: skip
         fs = load_features(path)
     else:

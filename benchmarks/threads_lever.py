@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from structrepdiff.bundled import model_path
 from structrepdiff.pipeline.sample import SampleConfig, sample
 
 VARIANTS = {"1 process, 1 thread": (1, None), "1 process, 2 threads": (2, None),
@@ -37,7 +38,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     vectors = work / "samples.npz"
-    sample(SampleConfig(model=Path(f"models/{a.dataset}.pt"), out=vectors, num=a.num,
+    sample(SampleConfig(model=model_path(a.dataset), out=vectors, num=a.num,
                         progress=False, force=True))  # fmt: skip
     seconds, rows = {}, {}
     run = "from structrepdiff.cli.main import main; raise SystemExit(main())"

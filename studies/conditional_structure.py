@@ -3,7 +3,7 @@ compositions, which generator gives structure vectors a crystal realises?
 
 Rows (each ``--num`` test crystals, seeded; ids are the test ids, so ``match_clean_pct`` is the
 StructureMatcher match to that test crystal, a k = 1 CSP preview):
-- ``replace``: the unconditional model (``--uncond``, default models/<dataset>.pt) with
+- ``replace``: the unconditional model (``--uncond``, default: the dataset's bundled model) with
   composition and N fixed by replacement in x̂₀ (today's conditioning).
 - ``cfg<s>``: the conditional model (``--model``) with classifier-free guidance scale s
   (0: its unconditional branch with the composition pasted in; 1: plain conditional).
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
+from structrepdiff.bundled import model_path
 from structrepdiff.data.io import load_split
 from structrepdiff.evaluate.run import score_run_folder
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
@@ -96,7 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--model", type=Path, help="conditional checkpoint (for cfg rows)")
-    ap.add_argument("--uncond", type=Path, help="default models/<dataset>.pt")
+    ap.add_argument("--uncond", type=Path, help="default: the bundled model of the dataset")
     ap.add_argument("--rows", nargs="+", default=["replace", "cfg0", "cfg1", "cfg2"])
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--trials", type=int, default=4)
@@ -110,7 +111,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    models = {"uncond": LoadedModel.load(a.uncond or Path(f"models/{a.dataset}.pt")),
+    models = {"uncond": LoadedModel.load(a.uncond or model_path(a.dataset)),
               "cond": LoadedModel.load(a.model) if a.model else None}  # fmt: skip
     val = load_features(a.features / f"{a.dataset}_val_small.npz")
     test = load_features(a.features / f"{a.dataset}_test_small.npz")

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
+from structrepdiff.bundled import model_path
 from structrepdiff.data.io import load_split
 from structrepdiff.evaluate.run import score_run_folder
 from structrepdiff.features import FeatureSet, atomic_write, load_features, save_features
@@ -115,7 +116,7 @@ def main() -> None:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--num", type=int, default=200)
     ap.add_argument("--rows", nargs="+", default=list(ROWS))
-    ap.add_argument("--model", type=Path, help="default models/<dataset>.pt")
+    ap.add_argument("--model", type=Path, help="default: the bundled model of the dataset")
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir")
@@ -126,7 +127,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    model = LoadedModel.load(a.model or Path(f"models/{a.dataset}.pt"))
+    model = LoadedModel.load(a.model or model_path(a.dataset))
     val = load_features(a.features / f"{a.dataset}_val_small.npz")
     test = load_features(a.features / f"{a.dataset}_test_small.npz")
     if val.rep != model.rep:

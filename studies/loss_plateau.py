@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import structrepdiff
+from structrepdiff.bundled import model_path
 from structrepdiff.data.io import load_split, seeded_subset
 from structrepdiff.features import load_features
 from structrepdiff.pipeline.sample import SampleConfig, sample
@@ -101,7 +102,7 @@ def summarise(tr: dict, n: int) -> list[dict]:
 def generated_targets(dataset: str, n: int, work: Path):
     path = work / f"{dataset}_generated_{n}.npz"
     if not path.exists():
-        sample(SampleConfig(model=Path(f"models/{dataset}.pt"), out=path, num=n,
+        sample(SampleConfig(model=model_path(dataset), out=path, num=n,
                             progress=False, force=True))  # fmt: skip
     fs = load_features(path)
     return decodable_targets(fs), fs.rep

@@ -142,7 +142,7 @@ def test_featurize_in_memory_equals_featurize_on_cifs(tmp_path):
 def test_bundled_names_and_missing_models_are_one_line_errors(tmp_path, monkeypatch):
     from structrepdiff.api import model_path
 
-    assert model_path("perov_5") == ROOT / "models" / "perov_5.pt"
+    assert model_path("perov_5") == ROOT / "src" / "structrepdiff" / "models" / "perov_5.pt"
     with pytest.raises(FileNotFoundError, match="neither a bundled name"):
         model_path("perov5")
     monkeypatch.setenv("STRUCTREPDIFF_MODELS", str(tmp_path))

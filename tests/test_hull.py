@@ -146,3 +146,35 @@ def test_evaluate_stability_by_hand(tmp_path):
     assert m["mean_e_hull"] == pytest.approx((0 + 0.15 + 0.05) / 3, abs=1e-6)
     assert m["reasons"] == {"not relaxed": 1}
     assert main(args) == 2  # metrics.json exists: needs --force
+
+
+def test_the_shipped_hull_scores_relaxed_ground_states_as_stable():
+    """The MP-20 hull that ships (package data) is the default of `evaluate stability`; known
+    ground states relaxed with CHGNet lie within 0.1 eV/atom of it (issue 27's target). Si's
+    system is in the hull (0.098 eV/atom: the fitted mu against CHGNet's own Si); Cs-Cl and
+    Li-O hold no CsCl or Li2O in val + test, so those two score far below zero (-2.2, -1.5):
+    the hull's known optimism, stated in its provenance."""
+    pytest.importorskip("chgnet")
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from structrepdiff.bundled import bundled_hull_path
+    from structrepdiff.evaluate.stability import resolve_hull
+    from structrepdiff.relax import RelaxConfig, relax_structure
+    from structrepdiff.relax.potential import load_calculator
+
+    path = resolve_hull(None, "mp_20")
+    assert path == bundled_hull_path("mp_20") and path.name.endswith(".json.gz")
+    hull = ReferenceHull.load(path)
+    assert "lacks" in hull.provenance and hull.provenance["dataset"] == "mp_20"
+    with pytest.raises(ValueError, match="no reference hull ships for carbon_24"):
+        resolve_hull(None, "carbon_24")
+    calc = load_calculator("chgnet")
+    crystals = {"Si": bulk("Si", "diamond", a=5.47), "CsCl": bulk("CsCl", "cesiumchloride", a=4.12),
+                "Li2O": bulk("Li2O", "fluorite", a=4.65)}  # fmt: skip
+    for name, atoms in crystals.items():
+        s = AseAtomsAdaptor.get_structure(atoms)
+        res = relax_structure(s, calc, RelaxConfig())
+        assert res.status == "converged", (name, res.reason)
+        e = hull.e_above_hull(res.structure.composition, res.energy_after)
+        assert e.value is not None and e.value < 0.1, (name, e)

@@ -13,6 +13,7 @@ from tests.test_api import tiny_data, tiny_env  # noqa: F401  (fixtures)
 from tests.test_train import config, features  # noqa: F401  (fixture)
 
 import structrepdiff
+from structrepdiff.bundled import model_path
 from structrepdiff.cli.main import main
 from structrepdiff.evaluate.symmetry import space_group
 from structrepdiff.reconstruct.candidates import point_group_order
@@ -40,7 +41,7 @@ def model_with_prior(prior, tmp_path_factory):
     folder = tmp_path_factory.mktemp("m")
     torch.save(prior.state(), folder / "prior.pt")
     out = folder / "perov_prior.pt"
-    assert main(["export", "--model", "models/perov_5.pt", "--out", str(out),
+    assert main(["export", "--model", "perov_5", "--out", str(out),
                  "--space-group-prior", str(folder / "prior.pt")]) == 0  # fmt: skip
     return out
 
@@ -147,7 +148,7 @@ def test_a_group_that_cannot_be_used_is_one_line(model_with_prior, tmp_path, cap
 
 
 def test_a_model_without_a_prior_refuses_a_fixed_group(tmp_path, capsys):
-    args = ["sample", "--model", "models/carbon_24.pt", "--num", "1", "--out",
+    args = ["sample", "--model", "carbon_24", "--num", "1", "--out",
             str(tmp_path / "s.npz"), "--space-group", "191", "--no-progress"]  # fmt: skip
     assert main(args) == 2
     assert "carries no space-group prior" in _one_line(capsys)
@@ -228,7 +229,7 @@ def test_one_prior_ranks_formulas_and_another_draws_for_sampled_compositions(
     torch.save(prior.state(), tmp_path / "rank.pt")
     torch.save(other.state(), tmp_path / "draw.pt")
     out = tmp_path / "two.pt"
-    assert main(["export", "--model", "models/perov_5.pt", "--out", str(out),
+    assert main(["export", "--model", "perov_5", "--out", str(out),
                  "--space-group-prior", str(tmp_path / "rank.pt"),
                  "--generation-prior", str(tmp_path / "draw.pt")]) == 0  # fmt: skip
     loaded = LoadedModel.load(out)
@@ -245,9 +246,9 @@ def test_one_prior_ranks_formulas_and_another_draws_for_sampled_compositions(
     sample_with_groups(loaded, 1, steps=2, known=known)  # structure prediction: ranked
     sample_with_groups(loaded, 1, steps=2)  # a sampled composition: drawn
     assert used == [loaded.prior, loaded.generation_prior]
-    single = LoadedModel.load("models/mp_20.pt")  # one bundled prior does both
+    single = LoadedModel.load("mp_20")  # one bundled prior does both
     assert single.generation_prior is single.prior is not None
-    ckpt = torch.load("models/perov_5.pt", weights_only=True)
+    ckpt = torch.load(model_path("perov_5"), weights_only=True)
     ckpt.pop("space_group_prior")
     torch.save(ckpt, tmp_path / "no_prior.pt")
     assert main(["export", "--model", str(tmp_path / "no_prior.pt"), "--out",

@@ -258,7 +258,7 @@ def test_sampled_vectors_name_the_training_data_for_template_starts(tmp_path, mo
     from structrepdiff.features import load_features
 
     out = tmp_path / "s.npz"
-    assert main(["sample", "--model", "models/perov_5.pt", "--num", "2", "--out", str(out),
+    assert main(["sample", "--model", "perov_5", "--num", "2", "--out", str(out),
                  "--no-progress"]) == 0  # fmt: skip
     src = load_features(out).source
     assert (src["dataset"], src["training_split"]) == ("perov_5", "val")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from structrepdiff.bundled import BUNDLED, MODELS_ENV, bundled_model_dir, model_path  # noqa: F401
 from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
 from structrepdiff.pipeline.sample import draw_vectors, parse_space_group, sample_vectors
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
@@ -40,8 +41,6 @@ from structrepdiff.representation.condition import composition_condition
 from structrepdiff.representation.decode import decode
 
 log = logging.getLogger(__name__)
-MODELS_ENV = "STRUCTREPDIFF_MODELS"
-BUNDLED = ("perov_5", "carbon_24", "mp_20")
 
 
 @dataclass(frozen=True)
@@ -69,29 +68,6 @@ class Crystal:
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return None if self.structure is None else AseAtomsAdaptor.get_atoms(self.structure)
-
-
-def bundled_model_dir() -> Path:
-    """Where bundled models live: ``$STRUCTREPDIFF_MODELS``, else the repository's models/."""
-    env = os.environ.get(MODELS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
-
-
-def model_path(name_or_path: str | os.PathLike) -> Path:
-    """The checkpoint file of a bundled model name (``perov_5``, ``carbon_24``, ``mp_20``) or
-    of a path; a missing one raises FileNotFoundError naming where it looked."""
-    name = str(name_or_path)
-    if name in BUNDLED:
-        path = bundled_model_dir() / f"{name}.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"bundled model {name!r} not found at {path}; set "
-                                    f"${MODELS_ENV} to the folder holding it")  # fmt: skip
-        return path
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model {name!r} is neither a bundled name "
-                                f"({', '.join(BUNDLED)}) nor a checkpoint file")  # fmt: skip
-    return path
 
 
 class Model:
@@ -211,18 +187,22 @@ def _crystal(o: Outcome | tuple[str, str]) -> Crystal:
 
 def _templates(loaded: LoadedModel, templates, data_dir: str | None,
                symmetric: bool = False):  # fmt: skip
-    """``templates``: "auto" (the model's training split when the data can be found, else
-    random starts), None (random starts), a TemplateSet or a path to a templates .npz. With
-    ``symmetric``, the "auto" split on Wyckoff parameters (SymTemplates; None otherwise)."""
-    if symmetric and templates != "auto":
+    """``templates``: "auto" (the model's training split: the crystals bundled with the
+    model, else the data directory's, else random starts), "data" (the data directory's
+    only), None (random starts), a TemplateSet or a path to a templates .npz. With
+    ``symmetric``, the "auto" / "data" split on Wyckoff parameters (SymTemplates; None
+    otherwise)."""
+    auto = isinstance(templates, str) and templates in ("auto", "data")
+    if symmetric and not auto:
         return None
     if templates is None or isinstance(templates, TemplateSet):
         return templates
-    if templates != "auto":
+    if not auto:
         return TemplateSet.load(templates)
     src = training_source(loaded.ckpt)
     path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir,
-                                symmetric=symmetric)  # fmt: skip
+                                symmetric=symmetric, pack=loaded.ckpt.get("templates"),
+                                use_data=templates == "data")  # fmt: skip
     if path is None:
         log.warning("%s", used)
         return None
@@ -240,8 +220,9 @@ def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
     """A bundled model by name (``perov_5``, ``carbon_24``, ``mp_20``) or a checkpoint path.
 
     ``templates="auto"`` starts reconstruction from crystals of the model's training split
-    (built once from the data directory and cached) with ``TEMPLATE_BUDGET``, the measured
-    best setting; without the data it falls back to random starts with the paper's budget
+    (bundled with the model; else built once from the data directory and cached; "data" asks
+    for the data directory's) with ``TEMPLATE_BUDGET``, the measured best setting; without
+    either it falls back to random starts with the paper's budget
     (`ReconstructConfig()`, slower and less often converged). ``reconstruct`` overrides the
     budget either way. A model that carries a space-group prior reconstructs inside groups
     with ``symmetric`` (default `SymmetricConfig()`), starting from the training split on

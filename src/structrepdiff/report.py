@@ -122,7 +122,9 @@ def _dataset(cfg: ReportConfig, gen_cfg: dict, metrics: dict) -> str | None:
     if metrics.get("dataset"):
         return metrics["dataset"]
     model = (gen_cfg.get("sample") or {}).get("model")
-    if model and Path(model).is_file():
+    from structrepdiff.bundled import resolve_model
+
+    if model and resolve_model(model).is_file():
         from structrepdiff.pipeline.checkpoint import load_checkpoint, training_source
 
         return training_source(load_checkpoint(model)).get("dataset")

@@ -43,12 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stability",
         help="energy above hull, stability and S.U.N. of relaxed crystals",
         description="Reads the output folder of `structrepdiff relax` and a reference hull "
-        "(JSON, e.g. from benchmarks/hull_validation.py); stable at E_hull < --threshold and "
+        "(the one that ships, or --hull); stable at E_hull < --threshold and "
         "at E_hull <= 0; novelty against every available split of the dataset.",
     )
     st.add_argument("--pred", required=True, type=Path, help="output folder of `relax`")
     st.add_argument("--dataset", required=True, help="mp_20, perov_5 or carbon_24")
-    st.add_argument("--hull", required=True, type=Path, help="reference hull JSON")
+    st.add_argument("--hull", type=Path,
+                    help="reference hull JSON (default: the one that ships for --dataset; "
+                    "`structrepdiff hull build` makes one)")  # fmt: skip
     st.add_argument("--novelty-splits", nargs="+", default=[],
                     help="splits for novelty (default: every split present)")  # fmt: skip
     st.add_argument("--threshold", type=float, default=0.1, help="stable below this, eV/atom")

@@ -32,8 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "evaluator's tolerance (symmetry.learned.GENERATION_TOL), or a file as "
                    "above. Without it "
                    "--space-group-prior does both")  # fmt: skip
+    p.add_argument("--templates", action="store_true",
+                   help="bundle the template crystals of the model's training split (and, "
+                   "with a prior, the split on Wyckoff parameters), so that generate and the "
+                   "API start reconstruction from them without a data directory")  # fmt: skip
     p.add_argument("--data-dir", default=None,
-                   help="dataset folder for the 'auto' priors (default: "
+                   help="dataset folder for the 'auto' priors and --templates (default: "
                    "$STRUCTREPDIFF_DATA, else ../shared/data)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=run)
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     rec = export_checkpoint(args.model, args.out, args.dtype, args.force, args.composition_model,
                             args.space_group_prior, args.data_dir,
-                            args.generation_prior)  # fmt: skip
+                            args.generation_prior, args.templates)  # fmt: skip
     size = args.out.stat().st_size / 1e6
     print(f"exported {args.model} (step {rec['step']}, {rec['n_parameters']:,} parameters, "
           f"{rec['dtype']}) -> {args.out} ({size:.1f} MB)")  # fmt: skip

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and reconstruct the decodable ones. Writes CIFs, summary.csv (status and reason per "
         "sample) and generated.extxyz to --out; rerunning resumes.",
     )
-    p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
+    p.add_argument("--model", required=True, type=Path,
+                   help="checkpoint.pt from `train`, or a bundled model's name: perov_5, "
+                   "carbon_24, mp_20")  # fmt: skip
     p.add_argument("--num", required=True, type=int, help="how many samples")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_sampling_options(p, "--sample-steps")
@@ -51,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
                        formulas=tuple(args.formula),
                        composition_from=args.composition_from,
                        guidance=args.guidance, space_group=args.space_group)  # fmt: skip
-    symmetric, dataset, split = _model_facts(args.model, smp.space_group, args.device)
-    templates = resolve_templates(args, dataset, split, symmetric)
+    symmetric, dataset, split, pack = _model_facts(args.model, smp.space_group, args.device)
+    templates = resolve_templates(args, dataset, split, symmetric, pack)
     cfg = GenerateConfig(out=args.out, sample=smp,
                          reconstruct=reconstruct_config(args, templates is not None, symmetric),
                          templates=templates, batch_size=args.batch_size,
@@ -74,12 +76,15 @@ def run(args: argparse.Namespace) -> int:
     return codes.OK if frames else codes.NOTHING
 
 
-def _model_facts(model: Path, space_group, device: str) -> tuple[bool, str | None, str | None]:
+def _model_facts(model: Path, space_group, device: str
+                 ) -> tuple[bool, str | None, str | None, dict | None]:  # fmt: skip
     """(whether this run gives each sample a space group — a one-line error if it cannot —,
-    the dataset and split the model was trained on), from one load of the checkpoint."""
+    the dataset and split the model was trained on, its template pack), from one load of
+    the checkpoint."""
     from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
     from structrepdiff.pipeline.sample import uses_groups
 
     loaded = LoadedModel.load(model, device)
     src = training_source(loaded.ckpt)
-    return uses_groups(loaded, space_group), src.get("dataset"), src.get("split")
+    return (uses_groups(loaded, space_group), src.get("dataset"), src.get("split"),
+            loaded.ckpt.get("templates"))  # fmt: skip

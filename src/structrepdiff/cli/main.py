@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_cmd,
         featurize_cmd,
         generate_cmd,
+        hull_cmd,
         plot_cmd,
         reconstruct_cmd,
         relax_cmd,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.register(sub)
     composition_cmd.register(sub)
     data_cmd.register(sub)
+    hull_cmd.register(sub)
     evaluate_cmd.register(sub)
     plot_cmd.register(sub)
     report_cmd.register(sub)

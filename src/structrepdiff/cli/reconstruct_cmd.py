@@ -66,8 +66,9 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
         "--templates",
         default="auto",
         help="starting crystals: a .npz from `structrepdiff templates`, 'auto' (the "
-        "training split of the data, built once and cached; random starts where the "
-        "data cannot be found) or 'none' (random starts)",
+        "training split's crystals bundled with the model, else the data directory's, built "
+        "once and cached; random starts where neither exists), 'data' (the data directory's "
+        "only) or 'none' (random starts)",
     )
     p.add_argument("--hop-size", type=float, default=D.hop_size, help="basin hop size in Å")
     p.add_argument("--patience", type=int, default=D.patience,
@@ -91,11 +92,12 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_templates(args: argparse.Namespace, dataset: str | None,
-                      split: str | None = None, symmetric: bool = False
-                      ) -> Path | None:  # fmt: skip
-    """The template file ``--templates`` names: a path, none, or auto (``dataset``'s training
-    split; ``split`` when the model records which; on Wyckoff parameters for reconstruction
-    inside groups when ``symmetric``), saying which on stderr."""
+                      split: str | None = None, symmetric: bool = False,
+                      pack: dict | None = None) -> Path | None:  # fmt: skip
+    """The template file ``--templates`` names: a path, none, auto or data (``dataset``'s
+    training split — ``split`` when the model records which — from the model's template
+    ``pack`` or the bundled model's, else or with data from the data directory; on Wyckoff
+    parameters for reconstruction inside groups when ``symmetric``), saying which on stderr."""
     import sys
 
     from structrepdiff.reconstruct.templates import auto_templates
@@ -103,13 +105,14 @@ def resolve_templates(args: argparse.Namespace, dataset: str | None,
     choice = str(args.templates)
     if choice.lower() == "none":
         return None
-    if choice != "auto":
+    if choice not in ("auto", "data"):
         if symmetric and not choice.endswith(".json"):
             raise ValueError(f"--templates {choice}: reconstruction inside space groups starts "
                              "from a split described on Wyckoff parameters (.json), 'auto' or "
                              "'none'; use --space-group off for .npz templates")  # fmt: skip
         return Path(choice)
-    path, used = auto_templates(dataset, split, args.data_dir, symmetric=symmetric)
+    path, used = auto_templates(dataset, split, args.data_dir, symmetric=symmetric,
+                                pack=pack, use_data=choice == "data")  # fmt: skip
     print(f"templates: {used}" + (f" ({path})" if path else ""), file=sys.stderr)
     return path
 
@@ -151,8 +154,11 @@ def run(args: argparse.Namespace) -> int:
     src = load_features(args.representations).source
     # a `sample` file names the model's training split; a featurized split is never used
     symmetric = src.get("symmetry") is not None  # samples that carry a group each
+    from structrepdiff.reconstruct.template_pack import checkpoint_pack
+
     templates = resolve_templates(args, src.get("dataset") or src.get("elements_from"),
-                                  src.get("training_split"), symmetric)  # fmt: skip
+                                  src.get("training_split"), symmetric,
+                                  checkpoint_pack(src.get("model")))  # fmt: skip
     config = reconstruct_config(args, templates is not None, symmetric)
     job = ReconstructJob(
         args.representations,

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Sample vectors with the model's EMA weights and write them as a feature "
         "file (.npz, ids sample_000000, ...) that `reconstruct` reads.",
     )
-    p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
+    p.add_argument("--model", required=True, type=Path,
+                   help="checkpoint.pt from `train`, or a bundled model's name: perov_5, "
+                   "carbon_24, mp_20")  # fmt: skip
     p.add_argument("--num", required=True, type=int, help="how many vectors")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     add_sampling_options(p, "--sample-steps")

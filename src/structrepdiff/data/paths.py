@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 ENV_VAR = "STRUCTREPDIFF_DATA"
+NO_SHARED_ENV = "STRUCTREPDIFF_NO_SHARED"  # set (to anything but "" or "0"): skip ../shared/data
 DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "structrepdiff" / "data"
 
 
@@ -14,7 +15,10 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def _candidate_shared_dirs() -> list[Path]:
-    """`../shared/data` relative to the working directory and to the repository root."""
+    """`../shared/data` relative to the working directory and to the repository root; none
+    when ``$STRUCTREPDIFF_NO_SHARED`` is set (a run that must not see this checkout's data)."""
+    if os.environ.get(NO_SHARED_ENV, "") not in ("", "0"):
+        return []
     repo_root = Path(__file__).resolve().parents[3]
     out = []
     for base in (Path.cwd(), repo_root):
@@ -28,9 +32,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """Return the data directory.
 
     Order: the explicit ``data_dir`` argument (``--data-dir``), the ``STRUCTREPDIFF_DATA``
-    environment variable, ``../shared/data`` (next to the working directory or the repository),
-    then the download cache ``~/.cache/structrepdiff/data``. An explicit directory that does not
-    exist is an error, never silently replaced by a fallback.
+    environment variable, ``../shared/data`` (next to the working directory or the repository;
+    not with ``$STRUCTREPDIFF_NO_SHARED`` set), then the download cache
+    ``~/.cache/structrepdiff/data``. An explicit directory that does not exist is an error,
+    never silently replaced by a fallback.
     """
     if data_dir is not None:
         path = Path(data_dir).expanduser()

@@ -93,14 +93,27 @@ class ReferenceHull:
             return fail(exception_reason("hull failed", exc))
 
     def save(self, path: str | Path) -> None:
+        """JSON at ``path``, gzip-compressed when it ends in .gz."""
+        import gzip
+
         data = {"mu": self.mu, "points": [p.__dict__ for p in self.points],
                 "provenance": self.provenance}  # fmt: skip
-        Path(path).write_text(json.dumps(data))
+        raw = json.dumps(data).encode()
+        Path(path).write_bytes(gzip.compress(raw, mtime=0) if str(path).endswith(".gz") else raw)
 
     @classmethod
     def load(cls, path: str | Path) -> ReferenceHull:
-        data = json.loads(Path(path).read_text())
-        return cls(data["mu"], [HullPoint(**p) for p in data["points"]], data["provenance"])
+        """A hull written by `save` (.json or .json.gz); ValueError for anything else."""
+        import gzip
+
+        try:
+            raw = Path(path).read_bytes()
+            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+            return cls(data["mu"], [HullPoint(**p) for p in data["points"]], data["provenance"])
+        except FileNotFoundError:
+            raise FileNotFoundError(f"reference hull {path} does not exist") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a reference hull ({type(exc).__name__})") from None
 
 
 def elemental_mu(entries: Iterable[tuple[Composition, float]]) -> dict[str, float]:

@@ -33,11 +33,12 @@ FIELDS = ("id", "formula", "energy_per_atom", "e_form", "e_hull", "stable", "sta
 
 @dataclass(frozen=True)
 class StabilityConfig:
-    """``novelty_splits`` empty: every split of the dataset that exists."""
+    """``novelty_splits`` empty: every split of the dataset that exists. ``hull`` None: the
+    reference hull that ships for ``dataset`` (`bundled_hull_path`)."""
 
     pred: Path
     dataset: str
-    hull: Path
+    hull: Path | None = None
     out: Path | None = None
     data_dir: str | None = None
     novelty_splits: tuple[str, ...] = ()
@@ -95,13 +96,32 @@ def crystal_rows(rows: list[dict[str, str]], structures: dict, hull: ReferenceHu
     return out
 
 
+HULL_CAVEAT = ("optimistic: a hull built from a dataset's splits lacks the rest of Materials "
+               "Project, so a composition it does not hold is compared with a hull that is "
+               "too high and its E_hull comes out too low")
+
+
+def resolve_hull(hull: Path | None, dataset: str) -> Path:
+    """``hull``, else the one that ships for ``dataset``; ValueError naming the way out."""
+    if hull is not None:
+        return Path(hull)
+    from structrepdiff.bundled import bundled_hull_path
+
+    path = bundled_hull_path(dataset)
+    if path is None:
+        raise ValueError(f"no reference hull ships for {dataset}: give hull (build one with "
+                         "`structrepdiff hull build`)")  # fmt: skip
+    return path
+
+
 def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     """Score the relaxed crystals at ``cfg.pred`` (module docstring); returns the metrics."""
     out = cfg.out_dir()
     if (out / "metrics.json").exists() and not cfg.force:
         raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     t0 = time.perf_counter()
-    hull = ReferenceHull.load(cfg.hull)
+    hull_path = resolve_hull(cfg.hull, cfg.dataset)
+    hull = ReferenceHull.load(hull_path)
     rows = _relax_rows(cfg.pred)
     preds = {p.id: p.structure for p in load_predictions(cfg.pred)}
     per = crystal_rows(rows, preds, hull)
@@ -126,7 +146,9 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "versions": versions(),
         "relaxation": json.loads(relax_cfg.read_text()) if relax_cfg.exists() else None,
         "thresholds_ev_per_atom": {"stable": cfg.threshold, "strict": 0.0},
-        "hull": {"path": str(cfg.hull), **hull.provenance}, "novelty_splits": used,
+        "hull": {"path": str(hull_path), "shipped": cfg.hull is None, **hull.provenance,
+                 "caveat": HULL_CAVEAT},
+        "novelty_splits": used,
         **asdict(rates),
         "unique_pct": 100.0 * sum(bool(r["unique"]) for r in per) / max(len(per), 1),
         "novel_pct": 100.0 * sum(bool(r["novel"]) for r in per) / max(len(per), 1),

@@ -55,8 +55,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
-    """The checkpoint dict; a missing, foreign or truncated file raises a clear error."""
-    path = Path(path)
+    """The checkpoint dict of a file or a bundled model's name (``perov_5``, ``carbon_24``,
+    ``mp_20``); a missing, foreign or truncated file raises a clear error."""
+    from structrepdiff.bundled import resolve_model
+
+    path = resolve_model(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
@@ -80,8 +83,8 @@ EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16",
                       force: bool = False, composition: str | os.PathLike | None = None,
                       prior: str | os.PathLike | None = None, data_dir: str | None = None,
-                      generation_prior: str | os.PathLike | None = None
-                      ) -> dict[str, Any]:  # fmt: skip
+                      generation_prior: str | os.PathLike | None = None,
+                      templates: bool = False) -> dict[str, Any]:  # fmt: skip
     """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
     training weights, optimizer and RNG state, with the EMA network *parameters* cast to
     ``dtype`` (cast back to float32 on loading). Buffers such as the fitted Gaussian of
@@ -92,7 +95,9 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     "auto" to fit it on the model's training split (found in ``data_dir``) at
     `PREDICTION_TOL`; it ranks groups for given formulas. ``generation_prior`` (same forms,
     "auto" at `GENERATION_TOL`) draws the groups of sampled compositions instead; without it
-    ``prior`` does both. Returns the copy's ``exported`` record."""
+    ``prior`` does both. ``templates`` packs the crystals of the training split (on Wyckoff
+    parameters too when a prior is bundled; `template_pack`), so that decoding needs no data
+    directory. Returns the copy's ``exported`` record."""
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     ckpt = load_checkpoint(src)
@@ -116,6 +121,9 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     if "space_group_prior_generation" in keep and "space_group_prior" not in keep:
         raise ValueError("a generation prior goes with a space-group prior "
                          "(--space-group-prior), which ranks groups for given formulas")
+    if templates:
+        keep["templates"] = _template_pack(ckpt, "space_group_prior" in keep, data_dir)
+        record["templates"] = f"{keep['templates']['dataset']}/{keep['templates']['split']}"
     save_checkpoint({**keep, "ema": ema, "exported": record}, dst)
     return record
 
@@ -130,6 +138,17 @@ def _composition_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[st
     rep = Representation.from_dict(ckpt["representation"])
     model.cfg.check_matches(rep.atomic_numbers, rep.n_max, str(path))
     return model.state()
+
+
+def _template_pack(ckpt: dict[str, Any], symmetric: bool, data_dir: str | None
+                   ) -> dict[str, Any]:  # fmt: skip
+    from structrepdiff.reconstruct.template_pack import pack_templates
+
+    src = training_source(ckpt)
+    if not src.get("dataset") or not src.get("split"):
+        raise ValueError("templates need a checkpoint that records its training dataset and "
+                         "split")  # fmt: skip
+    return pack_templates(src["dataset"], src["split"], data_dir, symmetric=symmetric)
 
 
 def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None, use: str
@@ -201,6 +220,10 @@ class LoadedModel:
             self.composition = CompositionModel.from_state(ckpt["composition"])
             self.composition.cfg.check_matches(self.rep.atomic_numbers, self.rep.n_max,
                                                "in this checkpoint")  # fmt: skip
+        pack, trained = ckpt.get("templates"), training_source(ckpt).get("dataset")
+        if pack is not None and trained and pack.get("dataset") != trained:
+            raise CheckpointError(f"it bundles {pack.get('dataset')} templates with a model "
+                                  f"trained on {trained}; the two do not go together")  # fmt: skip
         self.prior = None  # p(space group, Wyckoff pattern | composition), when bundled
         if "space_group_prior" in ckpt:
             from structrepdiff.symmetry.learned import LearnedPrior

@@ -222,12 +222,22 @@ def training_split(dataset: str, data_dir: str | None = None) -> str:
 
 
 def auto_templates(dataset: str | None, split: str | None = None, data_dir: str | None = None,
-                   cache_dir: str | os.PathLike | None = None, symmetric: bool = False
+                   cache_dir: str | os.PathLike | None = None, symmetric: bool = False,
+                   pack: dict | None = None, use_data: bool = False
                    ) -> tuple[Path | None, str]:  # fmt: skip
-    """(template file of ``dataset``'s training split, what was used) — or (None, why not)
-    when the dataset is unknown or its data cannot be found: then starts are random. With
-    ``symmetric`` the file is the split on Wyckoff parameters (`cached_description_path`),
+    """(template file of ``dataset``'s training split, what was used) — or (None, why not):
+    then starts are random. The model's own template pack (``pack``, `template_pack`) comes
+    first, then the pack of the bundled model of ``dataset`` when it holds ``split``, then the
+    data directory, built once and cached; ``use_data`` asks for the data directory alone.
+    With ``symmetric`` the file is the split on Wyckoff parameters (`cached_description_path`),
     the starts of reconstruction inside a group."""
+    from structrepdiff.reconstruct.template_pack import package_pack, unpack_templates
+
+    kind = " on Wyckoff parameters" if symmetric else ""
+    for p in () if use_data else (pack, package_pack(dataset, split)):
+        path = None if p is None else unpack_templates(p, symmetric, cache_dir)
+        if path is not None:
+            return path, f"{p['dataset']}/{p['split']}{kind}, bundled with the model"
     if not dataset:
         return None, "random starts: the dataset is not known"
     try:
@@ -236,7 +246,7 @@ def auto_templates(dataset: str | None, split: str | None = None, data_dir: str 
             from structrepdiff.symmetry.analyze import cached_description_path
 
             path = cached_description_path(dataset, split, data_dir, cache_dir)
-            return path, f"{dataset}/{split} on Wyckoff parameters"
+            return path, f"{dataset}/{split}{kind}"
         return cached_templates_path(dataset, split, data_dir, cache_dir), f"{dataset}/{split}"
     except FileNotFoundError as exc:  # DataNotFoundError is one
         return None, f"random starts: no {dataset} data for templates ({exc})"
