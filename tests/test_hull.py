@@ -178,3 +178,41 @@ def test_the_shipped_hull_scores_relaxed_ground_states_as_stable():
         assert res.status == "converged", (name, res.reason)
         e = hull.e_above_hull(res.structure.composition, res.energy_after)
         assert e.value is not None and e.value < 0.1, (name, e)
+
+
+def test_evaluate_stability_takes_a_cif_folder_and_the_shipped_hull(tmp_path):
+    """One command on plain CIFs: relaxed first (here single points, --no-relax), scored
+    against the hull that ships; no hull for a dataset without one is one line."""
+    pytest.importorskip("chgnet")
+    import json
+
+    import pandas as pd
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.cif import CifWriter
+
+    from structrepdiff.cli.main import main
+
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    si = AseAtomsAdaptor.get_structure(bulk("Si", "diamond", a=5.47))
+    si.to(filename=str(cifs / "si.cif"))
+    AseAtomsAdaptor.get_structure(bulk("NaCl", "rocksalt", a=5.6)).to(
+        filename=str(cifs / "nacl.cif"))
+    data = tmp_path / "data" / "mp_20"
+    data.mkdir(parents=True)
+    pd.DataFrame({"material_id": ["x"], "cif": [str(CifWriter(si))]}).to_csv(
+        data / "val.csv", index=False)
+    args = ["evaluate", "stability", "--pred", str(cifs), "--dataset", "mp_20", "--no-relax",
+            "--data-dir", str(tmp_path / "data"), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    out = cifs / "evaluation_stability"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == 2 and m["n_with_e_hull"] == 2 and m["hull"]["shipped"]
+    assert "optimistic" in m["hull"]["caveat"] and m["relaxation"]["config"]["max_steps"] == 0
+    rows = {r["id"]: r for r in pd.read_csv(out / "per_crystal.csv").to_dict("records")}
+    assert abs(rows["si"]["e_hull"]) < 0.15 and not rows["si"]["novel"]  # Si is in "val"
+    assert main(args) == 2  # metrics.json exists: --force
+    assert main(["evaluate", "stability", "--pred", str(cifs), "--dataset", "carbon_24",
+                 "--out", str(tmp_path / "c")]) == 2  # fmt: skip
+    assert not (tmp_path / "c").exists()

@@ -42,11 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = modes.add_parser(
         "stability",
         help="energy above hull, stability and S.U.N. of relaxed crystals",
-        description="Reads the output folder of `structrepdiff relax` and a reference hull "
-        "(the one that ships, or --hull); stable at E_hull < --threshold and "
+        description="Reads the output folder of `structrepdiff relax` (other crystals are "
+        "relaxed first with relax's defaults) and a reference hull (the one that ships, or "
+        "--hull); stable at E_hull < --threshold and "
         "at E_hull <= 0; novelty against every available split of the dataset.",
     )
-    st.add_argument("--pred", required=True, type=Path, help="output folder of `relax`")
+    st.add_argument("--pred", required=True, type=Path,
+                    help="output folder of `relax`; any other crystals (a CIF folder, a "
+                    "`generate` folder, .extxyz, CSV) are relaxed first into OUT/relaxed")
+    st.add_argument("--no-relax", action="store_true",
+                    help="score crystals that are not a `relax` output as they are (single "
+                    "points of the potential) instead of relaxing them first")  # fmt: skip
     st.add_argument("--dataset", required=True, help="mp_20, perov_5 or carbon_24")
     st.add_argument("--hull", type=Path,
                     help="reference hull JSON (default: the one that ships for --dataset; "
@@ -64,9 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_stability(args: argparse.Namespace) -> int:
-    from structrepdiff.evaluate.stability import StabilityConfig, evaluate_stability
+    from structrepdiff.evaluate.stability import StabilityConfig, evaluate_stability, resolve_hull
+    from structrepdiff.relax.config import RelaxConfig
+    from structrepdiff.relax.run import ensure_relaxed
 
-    cfg = StabilityConfig(pred=args.pred, dataset=args.dataset, hull=args.hull, out=args.out,
+    out = args.out if args.out is not None else args.pred / "evaluation_stability"
+    resolve_hull(args.hull, args.dataset)  # before relaxing: no hull, one line
+    if (out / "metrics.json").exists() and not args.force:
+        raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to overwrite")
+    relax = RelaxConfig(max_steps=0) if args.no_relax else RelaxConfig()
+    pred = ensure_relaxed(args.pred, out / "relaxed", relax, args.workers,
+                          progress=not args.no_progress)  # fmt: skip
+    cfg = StabilityConfig(pred=pred, dataset=args.dataset, hull=args.hull, out=out,
                           data_dir=args.data_dir, novelty_splits=tuple(args.novelty_splits),
                           threshold=args.threshold, workers=args.workers, force=args.force,
                           progress=not args.no_progress)  # fmt: skip

@@ -9,7 +9,9 @@ each loading the potential once, one torch thread each.
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,3 +193,23 @@ def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
         writer.close()
     write_extxyz(out)
     return RelaxSummary(counts, len(done), time.perf_counter() - t0, out)
+
+
+def is_relax_output(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is a `relax` output (its summary.csv has relaxed energies)."""
+    path = Path(folder) / "summary.csv"
+    if not path.is_file():
+        return False
+    with open(path, newline="") as fh:
+        return "energy_after" in (csv.DictReader(fh).fieldnames or ())
+
+
+def ensure_relaxed(pred: str | os.PathLike, out: str | os.PathLike, config: RelaxConfig,
+                   workers: int = 1, progress: bool = True) -> Path:  # fmt: skip
+    """``pred`` when it is a `relax` output, else the folder ``out`` where its crystals (CIFs,
+    a `generate` / `reconstruct` folder, .extxyz, CSV) are relaxed with ``config`` first
+    (resumable; ``max_steps`` 0 gives single points)."""
+    if is_relax_output(pred):
+        return Path(pred)
+    run_relax(RelaxJob(Path(pred), Path(out), config, workers, progress=progress))
+    return Path(out)
