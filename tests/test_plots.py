@@ -52,8 +52,30 @@ def test_pca_axes_are_the_reference_principal_directions():
     rng = np.random.default_rng(1)
     t = rng.normal(size=500)
     X = np.stack([t, t + 0.01 * rng.normal(size=500)], axis=1)
-    _, _, comps = plots.pca_axes(X)
+    comps = plots.pca_axes(X).components
     assert abs(abs(comps[0] @ np.array([1, 1]) / np.sqrt(2)) - 1) < 1e-3
+
+
+def test_a_constant_feature_does_not_stretch_the_pca_and_far_points_are_counted(tmp_path):
+    """Cubic data (angle fixed at 90): a generated vector off the constraint by 1 degree stays
+    inside the data's range, instead of landing (1 / tiny spread) away; a vector far off on a
+    varying feature is counted as outside and drawn at the edge."""
+    rng = np.random.default_rng(2)
+    data = np.column_stack([rng.normal(4.0, 0.3, 400), rng.normal(0, 1, 400),
+                            np.full(400, 90.0)])  # fmt: skip
+    axes = plots.pca_axes(data)
+    assert np.allclose(axes.components[:, 2], 0.0)  # the constant angle has no weight
+    gen = np.array([[4.0, 0.0, 89.0], [4.1, 0.2, 91.0], [40.0, 0.0, 90.0]])
+    P = axes.project(gen)
+    assert np.isfinite(P).all() and list(axes.outside(P)) == [False, False, True]
+    fig = plots.pca_plot({"data": data, "generated": gen}, tmp_path / "pca.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["data (400)", "generated (3; 1 outside, at the edge)"]
+    x0, x1 = fig.axes[0].get_xlim()
+    y0, y1 = fig.axes[0].get_ylim()
+    for coll in fig.axes[0].collections:  # every drawn point lies inside the frame
+        xy = coll.get_offsets()
+        assert ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).all()
 
 
 @pytest.fixture

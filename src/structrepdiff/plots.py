@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,34 +36,80 @@ def _save(fig, path: str | Path | None, dpi: int = 110):
     return fig
 
 
-def pca_axes(reference: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (D,), scale (D,), components (k, D)) of a PCA of ``reference`` (n, D) after
-    per-feature standardisation (constant features get scale 1)."""
+@dataclass(frozen=True)
+class PcaAxes:
+    """Principal axes of reference vectors: ``center`` and ``scale`` (D,) (median and a
+    robust spread), ``components`` (k, D) with zero weight on the features that are constant
+    in the reference, and the reference's own projected range ``lo``, ``hi`` (k,)."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """(n, k) coordinates of ``X`` (n, D)."""
+        return (np.asarray(X, float) - self.center) / self.scale @ self.components.T
+
+    def outside(self, P: np.ndarray, margin: float = 0.1) -> np.ndarray:
+        """(n,) bool: projections beyond the reference's range widened by ``margin``."""
+        pad = margin * (self.hi - self.lo)
+        return ((self.lo - pad > P) | (self.hi + pad < P)).any(1)
+
+
+def pca_axes(reference: np.ndarray, k: int = 2) -> PcaAxes:
+    """The PCA of ``reference`` (n, D) on its non-constant features, each centred on its
+    median and scaled by its interquartile range / 1.349 (by its standard deviation where the
+    IQR is under a tenth of it). A constant feature (a cubic cell's angles) gets no weight,
+    so a vector off that constraint is not stretched along an axis of zero spread."""
     X = np.asarray(reference, dtype=float)
     X = X[np.isfinite(X).all(1)]
     if len(X) < 2:
         raise ValueError("PCA needs at least two finite reference vectors")
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale < 1e-12] = 1.0
-    _, _, vt = np.linalg.svd((X - mean) / scale, full_matrices=False)
-    return mean, scale, vt[:k]
+    center = np.median(X, 0)
+    q75, q25 = np.percentile(X, [75, 25], axis=0)
+    std = X.std(0)
+    iqr = (q75 - q25) / 1.349  # a feature constant in most rows but not all has an IQR of 0
+    scale = np.where(iqr >= 0.1 * std, iqr, std)  # (or of float noise): then its std counts
+    keep = std > 1e-9 * (1.0 + np.abs(center))
+    if not keep.any():
+        raise ValueError("PCA needs a reference with at least one non-constant feature")
+    scale = np.where(keep, scale, 1.0)
+    _, _, vt = np.linalg.svd((X[:, keep] - center[keep]) / scale[keep], full_matrices=False)
+    comps = np.zeros((min(k, vt.shape[0]), X.shape[1]))
+    comps[:, keep] = vt[:k]
+    P = (X - center) / scale @ comps.T
+    return PcaAxes(center, scale, comps, P.min(0), P.max(0))
 
 
 def pca_plot(sets: Mapping[str, np.ndarray], path: str | Path | None = None,
              fit_on: str | None = None, title: str = "PCA of R"):  # fmt: skip
     """Scatter of the first two principal components of each named set of vectors (n, D), the
-    axes fitted on ``fit_on`` (default: the first set, e.g. the training vectors)."""
+    axes fitted on ``fit_on`` (default: the first set, e.g. the training vectors; `pca_axes`).
+    Points of the other sets beyond the reference's range (10 % margin) are drawn at the edge
+    as crosses and counted in the legend."""
     plt = _plt()
     names = list(sets)
-    mean, scale, comps = pca_axes(sets[fit_on or names[0]])
+    ref = fit_on or names[0]
+    axes = pca_axes(sets[ref])
+    pad = 0.1 * (axes.hi - axes.lo)
+    lo, hi = axes.lo - pad, axes.hi + pad
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for name in names:
         X = np.asarray(sets[name], dtype=float)
         X = X[np.isfinite(X).all(1)]
-        P = (X - mean) / scale @ comps.T
-        ax.scatter(P[:, 0], P[:, 1], s=6, alpha=0.5, label=f"{name} ({len(X)})",
-                   color=COLORS.get(name))  # fmt: skip
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+        P = axes.project(X)
+        out = axes.outside(P) if name != ref else np.zeros(len(P), bool)
+        label = f"{name} ({len(X)}" + (f"; {out.sum()} outside, at the edge)" if out.any()
+                                       else ")")  # fmt: skip
+        color = COLORS.get(name)
+        sc = ax.scatter(P[~out, 0], P[~out, 1], s=6, alpha=0.5, label=label, color=color)
+        if out.any():
+            C = np.clip(P[out], lo, hi)
+            ax.scatter(C[:, 0], C[:, 1], s=14, marker="x", alpha=0.8,
+                       color=sc.get_facecolor()[0])  # fmt: skip
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title, xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.legend(markerscale=3, frameon=False)
     return _save(fig, path)
 

@@ -189,7 +189,13 @@ def _pca(cfg: ReportConfig, run: Path, dataset: str | None) -> tuple[str | None,
     except Exception as exc:  # no data: no PCA, and the page says why
         return None, " ".join(str(exc).split())[:160]
     fig = plots.pca_plot({"data": data, "generated": fs.R}, title="PCA of R (axes fitted on data)")
-    return _png(fig), f"{len(fs.R)} sampled vectors, {len(data)} {dataset}/val crystals"
+    axes = plots.pca_axes(data)
+    R = fs.R[np.isfinite(fs.R).all(1)]
+    n_out = int(axes.outside(axes.project(R)).sum())
+    return _png(fig), (f"{len(fs.R)} sampled vectors, {len(data)} {dataset}/val crystals; axes "
+                       "fitted on the data's non-constant features, robustly scaled; "
+                       f"{n_out} sampled vectors lie beyond the data's range and are drawn at "
+                       "the edge")  # fmt: skip
 
 
 def _crystal_table(
