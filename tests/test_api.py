@@ -157,3 +157,37 @@ def test_importing_the_package_imports_no_stage():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_library_cli_and_api_give_the_same_crystals_with_no_options(tiny_env, tmp_path):
+    """One owner for every default (issue 27): `GenerateConfig()`, `generate` with no options
+    and `load_model().generate` pick the same starts and budget and give the same crystals."""
+    import csv
+    import json
+
+    from structrepdiff.cli.main import main
+    from structrepdiff.pipeline.generate import GenerateConfig, generate
+    from structrepdiff.pipeline.sample import SampleConfig
+
+    cli, lib = tmp_path / "cli", tmp_path / "lib"
+    assert main(["generate", "--model", "perov_5", "--num", "2", "--out", str(cli),
+                 "--no-progress"]) == 0  # fmt: skip
+    generate(GenerateConfig(out=lib, sample=SampleConfig(model="perov_5", out=lib / "samples.npz",
+                                                         num=2), progress=False))  # fmt: skip
+    api = structrepdiff.load_model("perov_5").generate(2, seed=0)
+
+    def rows(folder):
+        with open(folder / "summary.csv") as fh:
+            return [(r["id"], r["status"], r["loss"], r["space_group"],
+                     Structure.from_file(folder / r["cif"])) for r in csv.DictReader(fh)]
+
+    got_cli, got_lib = rows(cli), rows(lib)
+    assert [r[:4] for r in got_cli] == [r[:4] for r in got_lib]
+    recon = [json.loads((f / "reconstruct_config.json").read_text()) for f in (cli, lib)]
+    for r in recon:
+        r.pop("representations")  # each run's own samples.npz
+    assert recon[0] == recon[1] and recon[0]["config"]["trials"] == 4  # SymmetricConfig()
+    assert [c.space_group for c in api] == [int(r[3]) for r in got_cli]
+    for c, r in zip(api, got_cli, strict=True):
+        assert c.status == r[1] and f"{c.loss:.6e}" == r[2]
+        np.testing.assert_allclose(c.structure.lattice.abc, r[4].lattice.abc, atol=1e-5)

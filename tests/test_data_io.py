@@ -92,8 +92,13 @@ def test_resolve_shared_data_next_to_cwd(monkeypatch, tmp_path):
     work.mkdir()
     shared.mkdir(parents=True)
     monkeypatch.chdir(work)
+    monkeypatch.delenv(paths.NO_SHARED_ENV, raising=False)
     assert paths._candidate_shared_dirs()[0] == shared.resolve()
     assert resolve_data_dir() == shared.resolve()
+    monkeypatch.setenv(paths.NO_SHARED_ENV, "1")  # a run that must not see this checkout's data
+    assert paths._candidate_shared_dirs() == []
+    with pytest.raises(paths.DataNotFoundError):
+        resolve_data_dir()
 
 
 def test_resolve_shared_before_download_cache(isolated):

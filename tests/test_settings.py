@@ -14,10 +14,13 @@ from structrepdiff.diffusion.denoisers import DenoiserConfig
 from structrepdiff.evaluate.run import EvaluateConfig
 from structrepdiff.evaluate.stability import StabilityConfig
 from structrepdiff.pipeline.featurize import FeaturizeConfig
+from structrepdiff.pipeline.generate import GenerateConfig
 from structrepdiff.pipeline.sample import SampleConfig
 from structrepdiff.pipeline.train import TrainConfig
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
+from structrepdiff.reconstruct.run import ReconstructJob
 from structrepdiff.relax.config import RelaxConfig
+from structrepdiff.relax.run import RelaxJob
 
 # command -> [(config class, {cli dest: field} for options named differently; "-": another
 # class's field of the same name, e.g. generate's --steps are Adam steps, not DDIM steps)]
@@ -33,9 +36,11 @@ CASES = {
         (SampleConfig, {"sample_steps": "steps", "sample_batch_size": "batch_size", "steps": "-"}),
         RECON,
         RELAX,
+        (GenerateConfig, {}),
     ],
-    ("reconstruct",): [RECON],
-    ("relax",): [RELAX],
+    ("reconstruct",): [RECON, (ReconstructJob, {"templates": "-"}),
+                       (GenerateConfig, {"batch_size": "-"})],
+    ("relax",): [RELAX, (RelaxJob, {})],
     ("evaluate", "generation"): [(EvaluateConfig, {})],
     ("evaluate", "reconstruction"): [(EvaluateConfig, {})],
     ("evaluate", "stability"): [(StabilityConfig, {})],
@@ -97,19 +102,40 @@ def test_train_dropout_and_T_agree_with_both_configs():
     assert opts["T"] == TrainConfig.T == den["T"]
 
 
-def test_reconstruct_lr_and_budget_follow_the_config():
-    from structrepdiff.cli.reconstruct_cmd import reconstruct_config
+def test_reconstruct_options_replace_the_budget_that_follows_the_starts():
+    from structrepdiff.cli.reconstruct_cmd import reconstruct_overrides
+    from structrepdiff.reconstruct.config import SymmetricConfig
+    from structrepdiff.reconstruct.starts import budget
 
     parser = _sub(build_parser(), ("reconstruct",))
     args = parser.parse_args(["--representations", "x.npz", "--out", "o"])
-    assert tuple(args.lr) == (ReconstructConfig().lr_start, ReconstructConfig().lr_end)
-    assert args.templates == "auto" and args.trials is None and args.hops is None
-    assert reconstruct_config(args, templates=True) == TEMPLATE_BUDGET
-    assert reconstruct_config(args, templates=False) == ReconstructConfig()
-    args = parser.parse_args(["--representations", "x.npz", "--out", "o", "--trials", "2"])
-    assert reconstruct_config(args, templates=True).trials == 2
+    assert args.templates == "auto" and reconstruct_overrides(args) == {}
+    assert budget(True, overrides=reconstruct_overrides(args)) == TEMPLATE_BUDGET
+    assert budget(False) == ReconstructConfig() and budget(True, True) == SymmetricConfig()
+    args = parser.parse_args(["--representations", "x.npz", "--out", "o", "--trials", "2",
+                              "--lr", "0.2", "0.01"])  # fmt: skip
+    over = reconstruct_overrides(args)
+    assert over == {"trials": 2, "lr_start": 0.2, "lr_end": 0.01}
+    assert budget(True, overrides=over) == dataclasses.replace(TEMPLATE_BUDGET, **over)
     text = " ".join(parser.format_help().split())
-    assert f"default: {TEMPLATE_BUDGET.trials} with templates, {ReconstructConfig().trials}" in text
+    assert (f"default: {TEMPLATE_BUDGET.trials} with templates, {ReconstructConfig().trials} "
+            f"from random positions, {SymmetricConfig().trials} inside a space group") in text
+
+
+def test_no_literal_default_in_the_command_line():
+    """Every default of an option is read from its owner (a config dataclass or the library
+    constant it uses), never written in cli/: an empty list is the only literal allowed."""
+    import re
+    from pathlib import Path
+
+    import structrepdiff.cli as cli
+
+    found = []
+    for path in sorted(Path(cli.__file__).parent.glob("*.py")):
+        text = path.read_text()
+        for m in re.finditer(r"default=(-?[0-9.]|\"|'|\((?!\))|Path\(|\[(?!\]))", text):
+            found.append(f"{path.name}: {text[m.start():m.start() + 40]}")
+    assert found == []
 
 
 def test_one_default_preset_everywhere():

@@ -25,8 +25,14 @@ from pymatgen.core import Structure
 
 from structrepdiff.bundled import BUNDLED, MODELS_ENV, bundled_model_dir, model_path  # noqa: F401
 from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
-from structrepdiff.pipeline.sample import draw_vectors, parse_space_group, sample_vectors
-from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
+from structrepdiff.pipeline.featurize import FeaturizeConfig
+from structrepdiff.pipeline.sample import (
+    SampleConfig,
+    draw_vectors,
+    parse_space_group,
+    sample_vectors,
+)
+from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, JOB_DEVICE, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import (
     dedupe_ids,
@@ -35,8 +41,9 @@ from structrepdiff.reconstruct.run import (
     targets_from,
     with_symmetry,
 )
+from structrepdiff.reconstruct.starts import TEMPLATES_DEFAULT, default_budget, resolve_starts
 from structrepdiff.reconstruct.symmetric import SymmetricConfig, SymTemplates
-from structrepdiff.reconstruct.templates import TemplateSet, auto_templates
+from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.condition import composition_condition
 from structrepdiff.representation.decode import decode
 
@@ -91,10 +98,13 @@ class Model:
         """The dataset the model was trained on, as its checkpoint records it."""
         return training_source(self.loaded.ckpt).get("dataset")
 
-    def sample_with_groups(self, n: int, seed: int = 0,
-                           formula: str | Sequence[str] | None = None, guidance: float = 1.0,
-                           steps: int = 100, space_group: int | str = "auto",
-                           batch_size: int = 256) -> tuple[np.ndarray, list | None]:  # fmt: skip
+    def sample_with_groups(self, n: int, seed: int = SampleConfig.seed,
+                           formula: str | Sequence[str] | None = None,
+                           guidance: float = SampleConfig.guidance,
+                           steps: int = SampleConfig.steps,
+                           space_group: int | str = SampleConfig.space_group,
+                           batch_size: int = SampleConfig.batch_size
+                           ) -> tuple[np.ndarray, list | None]:  # fmt: skip
         """(R (n, D), choices): each sample's (group, Wyckoff pattern) from the model's prior,
         or the reason none holds its composition; choices is None when ``space_group`` is
         "off" or the model carries no prior ("auto"). A number fixes the group (1 = P1)."""
@@ -110,8 +120,10 @@ class Model:
         formulas = [formula] if isinstance(formula, str) else list(formula)
         return formulas, composition_condition(self.loaded.rep, formulas, n)
 
-    def sample(self, n: int, seed: int = 0, formula: str | Sequence[str] | None = None,
-               guidance: float = 1.0, steps: int = 100, batch_size: int = 256,
+    def sample(self, n: int, seed: int = SampleConfig.seed,
+               formula: str | Sequence[str] | None = None,
+               guidance: float = SampleConfig.guidance, steps: int = SampleConfig.steps,
+               batch_size: int = SampleConfig.batch_size,
                space_group: int | Sequence[int] | None = None) -> np.ndarray:  # fmt: skip
         """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions
         (cycled), ``space_group`` (one, or one per sample; 0 = open) the group a
@@ -124,7 +136,7 @@ class Model:
                               guidance=guidance, groups=groups)  # fmt: skip
 
     def reconstruct(self, R: np.ndarray, ids: Sequence[str] | None = None, seed: int = 0,
-                    config: ReconstructConfig | None = None, batch_size: int = 8,
+                    config: ReconstructConfig | None = None, batch_size: int = JOB_BATCH_SIZE,
                     progress: bool = False, groups: Sequence | None = None
                     ) -> list[Crystal]:  # fmt: skip
         """Crystals for the rows of ``R`` (n, D), in order; ids default to sample_000000, …
@@ -152,8 +164,10 @@ class Model:
             out[o.id if isinstance(o, Outcome) else o[0]] = _crystal(o)
         return [out[i] for i in ids]
 
-    def generate(self, n: int, seed: int = 0, guidance: float = 1.0, sample_steps: int = 100,
-                 progress: bool = False, space_group: int | str = "auto"
+    def generate(self, n: int, seed: int = SampleConfig.seed,
+                 guidance: float = SampleConfig.guidance,
+                 sample_steps: int = SampleConfig.steps, progress: bool = False,
+                 space_group: int | str = SampleConfig.space_group
                  ) -> list[Crystal]:  # fmt: skip
         """``n`` new crystals: compositions from the model (its composition model when it is
         conditional), a space group and Wyckoff pattern each from its prior (when it carries
@@ -162,9 +176,11 @@ class Model:
         R, groups = self.sample_with_groups(n, seed, None, guidance, sample_steps, space_group)
         return self.reconstruct(R, seed=seed, progress=progress, groups=groups)
 
-    def predict_structure(self, formula: str, n: int = 1, seed: int = 0, guidance: float = 1.0,
-                          sample_steps: int = 100, progress: bool = False,
-                          space_group: int | str = "auto") -> list[Crystal]:  # fmt: skip
+    def predict_structure(self, formula: str, n: int = 1, seed: int = SampleConfig.seed,
+                          guidance: float = SampleConfig.guidance,
+                          sample_steps: int = SampleConfig.steps, progress: bool = False,
+                          space_group: int | str = SampleConfig.space_group
+                          ) -> list[Crystal]:  # fmt: skip
         """``n`` candidate structures for ``formula`` (e.g. "SrTiO3" or "Sr2Ti2O6": the atom
         count follows the formula as written) — crystal-structure prediction. With a prior
         the k-th candidate is built in the prior's k-th most likely group and pattern."""
@@ -189,20 +205,16 @@ def _templates(loaded: LoadedModel, templates, data_dir: str | None,
                symmetric: bool = False):  # fmt: skip
     """``templates``: "auto" (the model's training split: the crystals bundled with the
     model, else the data directory's, else random starts), "data" (the data directory's
-    only), None (random starts), a TemplateSet or a path to a templates .npz. With
-    ``symmetric``, the "auto" / "data" split on Wyckoff parameters (SymTemplates; None
-    otherwise)."""
-    auto = isinstance(templates, str) and templates in ("auto", "data")
-    if symmetric and not auto:
+    only), None / "none" (random starts), a TemplateSet or a path to a templates .npz
+    (`reconstruct.starts.resolve_starts`). With ``symmetric``, the "auto" / "data" split on
+    Wyckoff parameters (SymTemplates; None otherwise)."""
+    if isinstance(templates, TemplateSet):
+        return None if symmetric else templates
+    if symmetric and not (isinstance(templates, str) and templates in ("auto", "data")):
         return None
-    if templates is None or isinstance(templates, TemplateSet):
-        return templates
-    if not auto:
-        return TemplateSet.load(templates)
     src = training_source(loaded.ckpt)
-    path, used = auto_templates(src.get("dataset"), src.get("split"), data_dir,
-                                symmetric=symmetric, pack=loaded.ckpt.get("templates"),
-                                use_data=templates == "data")  # fmt: skip
+    path, used = resolve_starts(templates, src.get("dataset"), src.get("split"), symmetric,
+                                loaded.ckpt.get("templates"), data_dir)  # fmt: skip
     if path is None:
         log.warning("%s", used)
         return None
@@ -213,8 +225,8 @@ def _templates(loaded: LoadedModel, templates, data_dir: str | None,
     return TemplateSet.load(path)
 
 
-def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
-               templates: Any = "auto", reconstruct: ReconstructConfig | None = None,
+def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = JOB_DEVICE,
+               templates: Any = TEMPLATES_DEFAULT, reconstruct: ReconstructConfig | None = None,
                data_dir: str | None = None, symmetric: SymmetricConfig | None = None
                ) -> Model:  # fmt: skip
     """A bundled model by name (``perov_5``, ``carbon_24``, ``mp_20``) or a checkpoint path.
@@ -223,21 +235,23 @@ def load_model(name_or_path: str | os.PathLike = "perov_5", device: str = "cpu",
     (bundled with the model; else built once from the data directory and cached; "data" asks
     for the data directory's) with ``TEMPLATE_BUDGET``, the measured best setting; without
     either it falls back to random starts with the paper's budget
-    (`ReconstructConfig()`, slower and less often converged). ``reconstruct`` overrides the
-    budget either way. A model that carries a space-group prior reconstructs inside groups
-    with ``symmetric`` (default `SymmetricConfig()`), starting from the training split on
-    Wyckoff parameters too."""
+    (`ReconstructConfig()`, slower and less often converged) — the policy of
+    `reconstruct.starts`, shared with the CLI. ``reconstruct`` overrides the budget either
+    way. A model that carries a space-group prior reconstructs inside groups with
+    ``symmetric`` (default `SymmetricConfig()`), starting from the training split on Wyckoff
+    parameters too."""
     path = model_path(name_or_path)
     loaded = LoadedModel.load(path, device)
     tset = _templates(loaded, templates, data_dir)
     sym = _templates(loaded, templates, data_dir, True) if loaded.prior is not None else None
-    cfg = reconstruct or (TEMPLATE_BUDGET if tset is not None else ReconstructConfig())
-    return Model(loaded, path, tset, cfg, sym, symmetric)
+    cfg = reconstruct or default_budget(tset is not None)
+    return Model(loaded, path, tset, cfg, sym, symmetric or default_budget(True, True))
 
 
-def featurize(structures: Sequence[Structure], dataset: str = "mp_20", preset: str = "small",
-              ids: Sequence[str] | None = None, dtype: str = "float64",
-              batch_size: int = 16, progress: bool = False, device: str = "cpu"):  # fmt: skip
+def featurize(structures: Sequence[Structure], dataset: str = "mp_20",
+              preset: str = FeaturizeConfig.preset, ids: Sequence[str] | None = None,
+              dtype: str = FeaturizeConfig.dtype, batch_size: int = FeaturizeConfig.batch_size,
+              progress: bool = False, device: str = JOB_DEVICE):  # fmt: skip
     """R vectors of in-memory structures with ``dataset``'s vocabulary and N_max: a
     `FeatureSet` (``R`` (n, D) in raw units, ``ids``, ``skipped`` with reasons, ``rep``).
     Structures that fail the checks of `featurize` files are skipped with a reason; the EAD

@@ -16,6 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
+from structrepdiff.reconstruct.config import ReconstructConfig
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """Defaults of `structrepdiff plot`: crystals in a gallery, the data side of histograms
+    (split and how many crystals), and the line of the reconstruction-loss histogram (the
+    reconstruction's convergence threshold)."""
+
+    gallery_limit: int = 16
+    data_split: str = "val"
+    n_data: int = 1000
+    loss_line: float = ReconstructConfig.threshold
+
+
 COLORS = {"generated": "tab:red", "train": "tab:blue", "test": "tab:green", "data": "tab:blue"}
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.evaluate.run import EvaluateConfig
+from structrepdiff.evaluate.stability import StabilityConfig
+
 PRED_HELP = (
     "a folder of CIFs (or the output folder of `generate` / `reconstruct`, read through its "
     "summary.csv), an .extxyz file or a CDVAE-format CSV (material_id, cif)"
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fingerprints are cached (--cache-dir).",
     )
     _common(gen)
-    gen.add_argument("--n-property", type=int, default=1000,
+    gen.add_argument("--n-property", type=int, default=EvaluateConfig.n_property,
                      help="valid crystals drawn (seeded) for the property EMDs")  # fmt: skip
     nov = gen.add_mutually_exclusive_group()
     nov.add_argument("--novelty-split",
@@ -59,10 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "`structrepdiff hull build` makes one)")  # fmt: skip
     st.add_argument("--novelty-splits", nargs="+", default=[],
                     help="splits for novelty (default: every split present)")  # fmt: skip
-    st.add_argument("--threshold", type=float, default=0.1, help="stable below this, eV/atom")
+    st.add_argument("--threshold", type=float, default=StabilityConfig.threshold,
+                    help="stable below this, eV/atom")  # fmt: skip
     st.add_argument("--out", type=Path, help="output folder (default: PRED/evaluation_stability)")
     st.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
-    st.add_argument("--workers", type=int, default=1, help="novelty processes")
+    st.add_argument("--workers", type=int, default=StabilityConfig.workers,
+                    help="novelty (and relaxation) processes")  # fmt: skip
     st.add_argument("--scheduler", help="Dask workers instead of --workers: local:N or an address")
     st.add_argument("--force", action="store_true", help="overwrite an existing metrics.json")
     st.add_argument("--no-progress", action="store_true")
@@ -100,10 +105,10 @@ def run_stability(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", required=True, type=Path, help=PRED_HELP)
     p.add_argument("--dataset", required=True, help="mp_20, perov_5 or carbon_24")
-    p.add_argument("--split", default="test", help="reference split (default: test)")
+    p.add_argument("--split", default=EvaluateConfig.split, help="reference split")
     p.add_argument("--out", type=Path, help="output folder (default: beside --pred)")
     p.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=EvaluateConfig.seed)
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask workers instead of --workers: local:N or an address")
     p.add_argument("--cache-dir", type=Path, help="default $STRUCTREPDIFF_CACHE or ~/.cache")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.pipeline.checkpoint import EXPORT_DTYPE, EXPORT_DTYPES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, type=Path, help="checkpoint.pt from `train`")
     p.add_argument("--out", required=True, type=Path, help="output .pt")
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, default=EXPORT_DTYPE,
                    help="storage type of the weights (default: float16)")  # fmt: skip
     p.add_argument("--composition-model", type=Path,
                    help="bundle this composition model (from `train-composition`) with a "

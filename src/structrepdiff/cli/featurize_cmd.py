@@ -8,6 +8,7 @@ from pathlib import Path
 from structrepdiff.cli import codes
 from structrepdiff.data.registry import DATASETS
 from structrepdiff.descriptor.config import PRESETS
+from structrepdiff.pipeline.featurize import FeaturizeConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,14 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     p.add_argument(
         "--preset",
-        default="small",
+        default=FeaturizeConfig.preset,
         choices=sorted(PRESETS),
         help="EAD preset (small: what the bundled models use; paper: R_c = 20 Å)",
     )
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    p.add_argument("--batch-size", type=int, default=16, help="crystals per EAD batch")
+    p.add_argument("--dtype", default=FeaturizeConfig.dtype, choices=["float32", "float64"])
+    p.add_argument("--batch-size", type=int, default=FeaturizeConfig.batch_size,
+                   help="crystals per EAD batch")  # fmt: skip
     p.add_argument("--limit", type=int, help="only the first N rows")
-    p.add_argument("--device", default="cpu", help="torch device of the EAD (cpu, cuda, cuda:1)")
+    p.add_argument("--device", default=FeaturizeConfig.device,
+                   help="torch device of the EAD (cpu, cuda, cuda:1)")  # fmt: skip
     p.add_argument(
         "--save-scaler",
         type=Path,

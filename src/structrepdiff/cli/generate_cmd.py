@@ -6,13 +6,11 @@ import argparse
 from pathlib import Path
 
 from structrepdiff.cli import codes
-from structrepdiff.cli.reconstruct_cmd import (
-    add_reconstruct_options,
-    reconstruct_config,
-    resolve_templates,
-)
+from structrepdiff.cli.reconstruct_cmd import add_reconstruct_options, reconstruct_overrides
 from structrepdiff.cli.relax_cmd import add_relax_options, relax_config
 from structrepdiff.cli.sample_cmd import add_sampling_options
+from structrepdiff.pipeline.generate import GenerateConfig
+from structrepdiff.pipeline.sample import SampleConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num", required=True, type=int, help="how many samples")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_sampling_options(p, "--sample-steps")
-    p.add_argument("--sample-batch-size", type=int, default=256, help="vectors per sampling batch")
+    p.add_argument("--sample-batch-size", type=int, default=SampleConfig.batch_size,
+                   help="vectors per sampling batch")  # fmt: skip
     add_reconstruct_options(p)
     p.add_argument(
         "--relax",
@@ -37,27 +36,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="then relax the crystals with a universal potential into --out/relaxed",
     )
     add_relax_options(p)
-    p.add_argument("--relax-workers", type=int, default=1, help="relaxation processes")
+    p.add_argument("--relax-workers", type=int, default=GenerateConfig.relax_workers,
+                   help="relaxation processes")  # fmt: skip
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.pipeline.generate import GenerateConfig, generate
-    from structrepdiff.pipeline.sample import SampleConfig
+    from structrepdiff.pipeline.generate import generate
 
+    seed = SampleConfig.seed if args.seed is None else args.seed
     smp = SampleConfig(model=args.model, out=args.out / "samples.npz", num=args.num,
-                       sampler=args.sampler, steps=args.sample_steps, seed=args.seed,
+                       sampler=args.sampler, steps=args.sample_steps, seed=seed,
                        batch_size=args.sample_batch_size, device=args.device,
                        formulas=tuple(args.formula),
                        composition_from=args.composition_from,
                        guidance=args.guidance, space_group=args.space_group)  # fmt: skip
-    symmetric, dataset, split, pack = _model_facts(args.model, smp.space_group, args.device)
-    templates = resolve_templates(args, dataset, split, symmetric, pack)
-    cfg = GenerateConfig(out=args.out, sample=smp,
-                         reconstruct=reconstruct_config(args, templates is not None, symmetric),
-                         templates=templates, batch_size=args.batch_size,
+    _say_starts(args, smp)
+    overrides = reconstruct_overrides(args)
+    overrides.pop("seed", None)  # one --seed seeds both stages (SampleConfig.seed)
+    cfg = GenerateConfig(out=args.out, sample=smp, templates=args.templates,
+                         overrides=overrides, data_dir=args.data_dir,
+                         batch_size=args.batch_size,
                          relax=relax_config(args) if args.relax else None,
                          relax_workers=args.relax_workers, force=args.force,
                          progress=not args.no_progress)  # fmt: skip
@@ -76,15 +77,18 @@ def run(args: argparse.Namespace) -> int:
     return codes.OK if frames else codes.NOTHING
 
 
-def _model_facts(model: Path, space_group, device: str
-                 ) -> tuple[bool, str | None, str | None, dict | None]:  # fmt: skip
-    """(whether this run gives each sample a space group — a one-line error if it cannot —,
-    the dataset and split the model was trained on, its template pack), from one load of
-    the checkpoint."""
+def _say_starts(args: argparse.Namespace, smp) -> None:
+    """Check the model once (a group it cannot use is one line before anything is written)
+    and say on stderr which starts reconstruction will take (`reconstruct.starts`)."""
+    import sys
+
     from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
     from structrepdiff.pipeline.sample import uses_groups
+    from structrepdiff.reconstruct.starts import resolve_starts
 
-    loaded = LoadedModel.load(model, device)
+    loaded = LoadedModel.load(smp.model, smp.device)
     src = training_source(loaded.ckpt)
-    return (uses_groups(loaded, space_group), src.get("dataset"), src.get("split"),
-            loaded.ckpt.get("templates"))  # fmt: skip
+    path, used = resolve_starts(args.templates, src.get("dataset"), src.get("split"),
+                                uses_groups(loaded, smp.space_group), loaded.ckpt.get("templates"),
+                                args.data_dir)  # fmt: skip
+    print(f"templates: {used}" + (f" ({path})" if path else ""), file=sys.stderr)

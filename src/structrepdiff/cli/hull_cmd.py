@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.relax.hull_build import HULL_SPLITS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,13 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dataset", required=True, help="a dataset whose CSVs carry formation "
                    "energies and hull distances (mp_20)")  # fmt: skip
     b.add_argument("--out", required=True, type=Path, help="hull file, .json or .json.gz")
-    b.add_argument("--splits", nargs="+", default=["val", "test"], help="splits in the hull")
+    b.add_argument("--splits", nargs="+", default=list(HULL_SPLITS), help="splits in the hull")
     b.add_argument("--fit-splits", nargs="+", default=None,
                    help="splits the chemical potentials are fitted on (default: --splits)")
     b.add_argument("--potential", default=None,
                    help="universal potential (default: relax's, RelaxConfig.potential)")
-    b.add_argument("--cache", type=Path, default=Path("hull_cache"),
-                   help="folder of the cached single-point energies")  # fmt: skip
+    b.add_argument("--cache", type=Path,
+                   help="folder of the cached single-point energies (default: the cache "
+                   "folder's hull/)")  # fmt: skip
     b.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
     b.add_argument("--force", action="store_true", help="overwrite --out")
     b.add_argument("--no-progress", action="store_true")
@@ -44,6 +47,10 @@ def run_build(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{args.out} exists; pass --force to overwrite")
     cfg = RelaxConfig() if args.potential is None else RelaxConfig(potential=args.potential)
     calc = load_calculator(cfg.potential, cfg.device)
+    if args.cache is None:
+        from structrepdiff.data.paths import default_cache_dir
+
+        args.cache = default_cache_dir() / "hull"
     args.cache.mkdir(parents=True, exist_ok=True)
     hull = build_reference_hull(args.dataset, calc, cfg, args.cache, args.splits, args.data_dir,
                                 fit_splits=args.fit_splits, progress=not args.no_progress)

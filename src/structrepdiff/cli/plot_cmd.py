@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from structrepdiff.plots import PlotConfig
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="draw a picture (PNG) of vectors, crystals or a run",
@@ -24,12 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     pca.add_argument("--labels", nargs="+", help="one name per file (default: file stems)")
     gal = kinds.add_parser("gallery", help="a grid of crystals")
     gal.add_argument("--pred", required=True, type=Path, help="anything `evaluate` reads")
-    gal.add_argument("--limit", type=int, default=16, help="crystals drawn")
+    gal.add_argument("--limit", type=int, default=PlotConfig.gallery_limit,
+                     help="crystals drawn")  # fmt: skip
     hist = kinds.add_parser("histograms", help="density, #elements, atoms, space group vs data")
     hist.add_argument("--pred", required=True, type=Path, help="anything `evaluate` reads")
     hist.add_argument("--dataset", required=True, help="dataset of the data side")
-    hist.add_argument("--split", default="val", help="data split drawn")
-    hist.add_argument("--n-data", type=int, default=1000, help="data crystals read")
+    hist.add_argument("--split", default=PlotConfig.data_split, help="data split drawn")
+    hist.add_argument("--n-data", type=int, default=PlotConfig.n_data,
+                      help="data crystals read")  # fmt: skip
     hist.add_argument("--data-dir")
     loss = kinds.add_parser("loss", help="training loss curve of a model or a train --out")
     loss.add_argument(
@@ -40,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rec = kinds.add_parser("recon-loss", help="reconstruction loss distribution of a run")
     rec.add_argument("--pred", required=True, type=Path, help="a folder with summary.csv")
-    rec.add_argument("--threshold", type=float, default=1e-3, help="line at this loss")
+    rec.add_argument("--threshold", type=float, default=PlotConfig.loss_line,
+                     help="line at this loss")  # fmt: skip
     for k in (pca, gal, hist, loss, rec):
         k.add_argument("--out", required=True, type=Path, help="output .png")
         k.add_argument("--force", action="store_true", help="overwrite --out")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from structrepdiff.cli import codes
 from structrepdiff.relax.config import POTENTIALS, RelaxConfig
+from structrepdiff.relax.run import RelaxJob
 
 _D = RelaxConfig()
 
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_relax_options(p, "--device")
-    p.add_argument("--workers", type=int, default=1, help="processes, one potential each")
+    p.add_argument("--workers", type=int, default=RelaxJob.workers,
+                   help="processes, one potential each")  # fmt: skip
     p.add_argument("--scheduler", help="relax on Dask workers instead: local:N or an address")
     p.add_argument("--limit", type=int, help="only the first N crystals")
     p.add_argument("--force", action="store_true", help="start over in an existing --out")

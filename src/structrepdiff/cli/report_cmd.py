@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.report import ReportConfig
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write a self-contained report.html for a generate run",
@@ -20,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="`evaluate generation` folder of data crystals for the data column",
     )
     p.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
-    p.add_argument("--limit", type=int, default=60, help="crystals drawn in the table")
+    p.add_argument("--limit", type=int, default=ReportConfig.limit,
+                   help="crystals drawn in the table")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
     p.set_defaults(func=run)
 

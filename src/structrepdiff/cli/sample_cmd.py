@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.pipeline.sample import SAMPLERS, SampleConfig
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     add_sampling_options(p, "--sample-steps")
     p.add_argument("--steps", dest="sample_steps", type=int, help=argparse.SUPPRESS)  # old name
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=SampleConfig.seed)
+    p.add_argument("--batch-size", type=int, default=SampleConfig.batch_size,
+                   help="vectors per batch")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -31,16 +34,16 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     """Sampler options shared by `sample` and `generate` (which names its steps flag
     --sample-steps, its --steps being the reconstruction's); the value lands in
     ``args.sample_steps``."""
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument(steps_flag, dest="sample_steps", type=int, default=100,
+    p.add_argument("--sampler", choices=SAMPLERS, default=SampleConfig.sampler)
+    p.add_argument(steps_flag, dest="sample_steps", type=int, default=SampleConfig.steps,
                    help="DDIM steps (ddpm uses all T)")  # fmt: skip
-    p.add_argument("--device", default="cpu",
+    p.add_argument("--device", default=SampleConfig.device,
                    help="torch device (cpu, cuda, cuda:1): sampling, and in `generate` also "
                    "the reconstruction and, unless --relax-device, the relaxation")  # fmt: skip
-    p.add_argument("--guidance", type=float, default=1.0,
+    p.add_argument("--guidance", type=float, default=SampleConfig.guidance,
                    help="classifier-free guidance scale of a conditional model (1: plain "
                    "conditional, 0: unconditional)")  # fmt: skip
-    p.add_argument("--space-group", default="auto",
+    p.add_argument("--space-group", default=SampleConfig.space_group,
                    help="auto: give each sample a space group and Wyckoff pattern from the "
                    "model's prior (when it carries one) and reconstruct inside it; off: no "
                    "groups; 1-230: this group for every sample (1 = P1)")  # fmt: skip
@@ -54,7 +57,7 @@ def add_sampling_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from structrepdiff.pipeline.sample import SampleConfig, sample
+    from structrepdiff.pipeline.sample import sample
 
     cfg = SampleConfig(
         model=args.model,

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "starts each trial from a template with the same species-count pattern.",
     )
     p.add_argument("--dataset", required=True, help="dataset name, e.g. mp_20")
-    p.add_argument("--split", default="val", help="split to read (default: val)")
+    p.add_argument("--split", help="split to read (default: the training split: train where "
+                   "the data has it, else val)")  # fmt: skip
     p.add_argument("--data-dir", type=Path, help="folder holding DATASET/SPLIT.csv[.gz]")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     p.add_argument("--force", action="store_true", help="overwrite --out")
@@ -26,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from structrepdiff.data.io import load_split
     from structrepdiff.features import atomic_write
-    from structrepdiff.reconstruct.templates import TemplateSet
+    from structrepdiff.reconstruct.templates import TemplateSet, training_split
 
     if args.out.exists() and not args.force:
         raise FileExistsError(f"{args.out} exists; pass --force to overwrite")
+    args.split = args.split or training_split(args.dataset, args.data_dir)
     loaded = load_split(args.dataset, args.split, args.data_dir, progress=not args.no_progress)
     ts = TemplateSet.from_structures(loaded.ids, loaded.structures)
     atomic_write(args.out, ts.save, force=args.force, suffix=".npz")

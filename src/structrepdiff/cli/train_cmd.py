@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.diffusion.denoisers import DenoiserConfig
+from structrepdiff.pipeline.train import TrainConfig
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,21 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", help="dataset name, e.g. perov_5")
     src.add_argument("--features", type=Path, help=".npz from `featurize` instead")
-    p.add_argument("--split", default="val", help="training split (default: val)")
+    p.add_argument("--split", default=TrainConfig.split, help="training split")
     p.add_argument("--data-dir", help="folder holding DATASET/SPLIT.csv[.gz]")
-    p.add_argument("--preset", default="small", help="EAD preset when featurising")
+    p.add_argument("--preset", default=TrainConfig.preset, help="EAD preset when featurising")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument(
         "--scaler",
         choices=["standard", "blockwise"],
-        default="standard",
+        default=TrainConfig.scaler,
         help="standard: z-score per feature; blockwise: z-score, but the composition block "
         "mapped to [-1, 1] with one shared range (absent element = -1)",
     )
     p.add_argument(
         "--composition-weight",
         type=float,
-        default=1.0,
+        default=TrainConfig.composition_weight,
         help="weight of the composition block in the ε-MSE relative to the other features",
     )
     p.add_argument(
@@ -43,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cond-dropout",
         type=float,
-        default=0.1,
+        default=TrainConfig.cond_dropout,
         help="fraction of training rows with the condition dropped (for guidance)",
     )
     p.add_argument(
@@ -55,37 +58,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--group-dropout",
         type=float,
-        default=None,
-        help="fraction of rows per batch trained with the group left open (default: "
-        "TrainConfig's, 0.3)",
+        default=TrainConfig.group_dropout,
+        help="fraction of rows per batch trained with the group left open",
     )
     p.add_argument(
         "--min-snr-gamma",
         type=float,
-        default=0.0,
+        default=TrainConfig.min_snr_gamma,
         help="min-SNR-γ loss weighting over time steps (0: off)",
     )
-    p.add_argument("--denoiser", choices=["mlp", "unet1d"], default="mlp")
-    p.add_argument("--hidden", type=int, default=1024, help="mlp width")
-    p.add_argument("--depth", type=int, default=4, help="mlp residual blocks")
-    p.add_argument("--channels", type=int, default=64, help="unet1d base channels")
-    p.add_argument("--mults", type=int, nargs="+", default=[1, 2, 4, 8], help="unet1d levels")
-    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--denoiser", choices=["mlp", "unet1d"], default=DenoiserConfig.kind)
+    p.add_argument("--hidden", type=int, default=DenoiserConfig.hidden, help="mlp width")
+    p.add_argument("--depth", type=int, default=DenoiserConfig.depth, help="mlp residual blocks")
+    p.add_argument("--channels", type=int, default=DenoiserConfig.channels,
+                   help="unet1d base channels")  # fmt: skip
+    p.add_argument("--mults", type=int, nargs="+", default=list(DenoiserConfig.mults),
+                   help="unet1d levels")  # fmt: skip
+    p.add_argument("--dropout", type=float, default=DenoiserConfig.dropout)
     p.add_argument(
         "--gaussian-skip",
         action="store_true",
         help="learn a correction to the exact ε of a Gaussian fitted to the data",
     )
-    p.add_argument("--steps", type=int, default=20_000, help="optimiser steps in total")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--T", type=int, default=2000, help="diffusion steps")
-    p.add_argument("--holdout", type=float, default=0.05, help="fraction held out for val loss")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimiser steps in total")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
+    p.add_argument("--T", type=int, default=TrainConfig.T, help="diffusion steps")
+    p.add_argument("--holdout", type=float, default=TrainConfig.holdout,
+                   help="fraction held out for val loss")  # fmt: skip
+    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--device", default=TrainConfig.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
@@ -96,8 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from structrepdiff.diffusion.denoisers import DenoiserConfig
-    from structrepdiff.pipeline.train import TrainConfig, train
+    from structrepdiff.pipeline.train import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, preset=args.preset, scaler=args.scaler,
         composition_weight=args.composition_weight, conditional=args.conditional,
         cond_dropout=args.cond_dropout, space_groups=args.space_groups,
-        **({} if args.group_dropout is None else {"group_dropout": args.group_dropout}),
-        min_snr_gamma=args.min_snr_gamma,
-denoiser=den, T=args.T,
-        lr=args.lr,
+        group_dropout=args.group_dropout, min_snr_gamma=args.min_snr_gamma,
+        denoiser=den, T=args.T, lr=args.lr,
         batch_size=args.batch_size, steps=args.steps, ema_decay=args.ema_decay,
         holdout=args.holdout, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         seed=args.seed, device=args.device, resume=args.resume, force=args.force,

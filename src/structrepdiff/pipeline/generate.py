@@ -17,13 +17,14 @@ from pathlib import Path
 
 from structrepdiff.features import atomic_write
 from structrepdiff.pipeline.sample import SampleConfig, sample
-from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, ReconstructConfig
 from structrepdiff.reconstruct.run import (
     ReconstructJob,
     ReconstructSummary,
     run_reconstruction,
     summary_extxyz,
 )
+from structrepdiff.reconstruct.starts import TEMPLATES_DEFAULT, starts_for
 from structrepdiff.relax.config import RelaxConfig
 
 
@@ -31,13 +32,21 @@ from structrepdiff.relax.config import RelaxConfig
 class GenerateConfig:
     """``sample.out`` is where the vectors go (the CLI uses ``out/samples.npz``);
     ``sample.device`` is where sampling and the reconstruction run; ``relax`` (None: off)
-    relaxes the crystals with ``relax_workers`` processes."""
+    relaxes the crystals with ``relax_workers`` processes.
+
+    Starts and budget follow `reconstruct.starts`, as in the CLI and the API: ``templates``
+    "auto" (the model's training split: bundled, else from ``data_dir``), "data", "none" or
+    a template file; ``reconstruct`` None is the budget that follows the starts with
+    ``overrides`` (field: value) replaced and the sampling seed; a `ReconstructConfig` is
+    used as given."""
 
     out: Path
     sample: SampleConfig
-    reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
-    templates: Path | None = None
-    batch_size: int = 8
+    reconstruct: ReconstructConfig | None = None
+    templates: str | Path | None = TEMPLATES_DEFAULT
+    overrides: dict = field(default_factory=dict)
+    data_dir: str | None = None
+    batch_size: int = JOB_BATCH_SIZE
     relax: RelaxConfig | None = None
     relax_workers: int = 1
     force: bool = False
@@ -47,7 +56,7 @@ class GenerateConfig:
         d = asdict(self)
         d["sample"] = {k: v for k, v in d["sample"].items()
                        if k not in ("force", "progress", "out", "device")}  # fmt: skip
-        d["reconstruct"] = self.reconstruct.to_dict()
+        d["reconstruct"] = None if self.reconstruct is None else self.reconstruct.to_dict()
         skip = {"force", "progress", "out"} | ({"relax", "relax_workers"} if self.relax is None
                                                  else set())  # fmt: skip
         kept = {k: v for k, v in d.items() if k not in skip}
@@ -86,8 +95,11 @@ def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]
     if cfg.force or not samples.exists():
         sample(replace(cfg.sample, force=True, progress=cfg.progress))  # validates first
     save_settings(cfg)
-    job = ReconstructJob(samples, out, cfg.reconstruct, None, cfg.batch_size, cfg.force,
-                         cfg.progress, cfg.templates, cfg.sample.device)  # fmt: skip
+    templates, rcfg, _ = starts_for(samples, cfg.templates,
+                                    {"seed": cfg.sample.seed, **cfg.overrides}, cfg.data_dir)
+    rcfg = cfg.reconstruct or rcfg
+    job = ReconstructJob(samples, out, rcfg, None, cfg.batch_size, cfg.force, cfg.progress,
+                         templates, cfg.sample.device)  # fmt: skip
     summary = run_reconstruction(job, client)
     frames = write_extxyz(out)
     if cfg.relax is not None:

@@ -72,3 +72,33 @@ class ReconstructConfig:
 # The measured best budget with template starts (BENCHMARKS.md, Table 1 and Table 2 runs):
 # 4 template starts × 1 hop × ≤ 300 Adam steps, about 1–5 s per crystal on one CPU core.
 TEMPLATE_BUDGET = ReconstructConfig(trials=4, hops=1, steps=300)
+
+
+@dataclass(frozen=True)
+class SymmetricConfig(ReconstructConfig):
+    """`ReconstructConfig` plus the settings of reconstruction inside a group.
+
+    Attributes:
+        lattice_weight: weight of the lattice term (pull toward the target's lattice block).
+        random_starts: random points of the group and pattern drawn per crystal as
+            candidate starts (ranked with the given starts by their loss after the lattice
+            prefit; the best ``trials`` are descended).
+        prefit_steps: Adam steps fitting each start's lattice to the target's lattice block
+            (lattice term only) before the descent.
+    """
+
+    trials: int = 4
+    hops: int = 1
+    lattice_weight: float = 1.0
+    random_starts: int = 32
+    prefit_steps: int = 50
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lattice_weight < 0 or self.random_starts < 0 or self.prefit_steps < 0:
+            raise ValueError("lattice_weight, random_starts and prefit_steps must be >= 0")
+
+
+# Defaults of a reconstruction run (`ReconstructJob`): crystals optimised together, device.
+JOB_BATCH_SIZE = 8
+JOB_DEVICE = "cpu"

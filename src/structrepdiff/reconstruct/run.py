@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from structrepdiff.features import atomic_write, load_features
-from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, JOB_DEVICE, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome, Target, rank_starts, reconstruct_batch
 from structrepdiff.reconstruct.symmetric import (
     SymmetricConfig,
@@ -42,11 +42,11 @@ class ReconstructJob:
     out: Path
     config: ReconstructConfig = field(default_factory=ReconstructConfig)
     limit: int | None = None
-    batch_size: int = 8
+    batch_size: int = JOB_BATCH_SIZE
     force: bool = False
     progress: bool = True
     templates: Path | None = None
-    device: str = "cpu"
+    device: str = JOB_DEVICE
 
 
 @dataclass

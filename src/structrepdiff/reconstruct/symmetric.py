@@ -26,7 +26,7 @@ from structrepdiff.descriptor.config import EADConfig
 from structrepdiff.geometry.cell import params_to_matrix
 from structrepdiff.geometry.crystals import Crystals
 from structrepdiff.geometry.neighbors import neighbor_list
-from structrepdiff.reconstruct.config import ReconstructConfig
+from structrepdiff.reconstruct.config import ReconstructConfig, SymmetricConfig  # noqa: F401
 from structrepdiff.reconstruct.optimize import (
     Outcome,
     Target,
@@ -49,31 +49,6 @@ from structrepdiff.symmetry.lattice import (
     niggli_maps,
     tie_matrix,
 )
-
-
-@dataclass(frozen=True)
-class SymmetricConfig(ReconstructConfig):
-    """`ReconstructConfig` plus the settings of reconstruction inside a group.
-
-    Attributes:
-        lattice_weight: weight of the lattice term (pull toward the target's lattice block).
-        random_starts: random points of the group and pattern drawn per crystal as
-            candidate starts (ranked with the given starts by their loss after the lattice
-            prefit; the best ``trials`` are descended).
-        prefit_steps: Adam steps fitting each start's lattice to the target's lattice block
-            (lattice term only) before the descent.
-    """
-
-    trials: int = 4
-    hops: int = 1
-    lattice_weight: float = 1.0
-    random_starts: int = 32
-    prefit_steps: int = 50
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.lattice_weight < 0 or self.random_starts < 0 or self.prefit_steps < 0:
-            raise ValueError("lattice_weight, random_starts and prefit_steps must be >= 0")
 
 
 @dataclass(frozen=True)

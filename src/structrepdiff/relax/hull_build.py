@@ -37,6 +37,9 @@ ENERGY_FIELDS = ("id", "split", "formula", "n_atoms", "energy_per_atom", "e_form
                  "e_hull_dft", "reason")  # fmt: skip
 
 
+HULL_SPLITS = ("val", "test")  # the splits of the shipped hull (train is not available here)
+
+
 def single_point_energies(structures: Sequence[Structure], calculator, config: RelaxConfig,
                           batch_size: int = 32) -> list[float | None]:  # fmt: skip
     """Energy per atom (eV/atom, MP2020 scale) of each structure, None where the potential
@@ -179,7 +182,7 @@ def fitted_mu(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def build_reference_hull(dataset: str, calculator, config: RelaxConfig, cache: Path,
-                         splits: Sequence[str] = ("val", "test"), data_dir=None,
+                         splits: Sequence[str] = HULL_SPLITS, data_dir=None,
                          elements: Sequence[str] | None = None,
                          fit_splits: Sequence[str] | None = None,
                          progress: bool = True) -> ReferenceHull:  # fmt: skip
