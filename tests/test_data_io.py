@@ -117,7 +117,10 @@ def test_resolve_nothing_found_says_how_to_get_data(isolated):
         resolve_data_dir()
     msg = str(info.value)
     assert "structrepdiff data download" in msg
-    assert "--data-dir" in msg
+    assert "`data_dir`" in msg  # a parameter; the command line says --data-dir
+    from structrepdiff.cli.main import as_flags
+
+    assert "--data-dir" in as_flags(msg) and "structrepdiff data download mp_20" in as_flags(msg)
     assert ENV_VAR in msg
     assert isinstance(info.value, FileNotFoundError)
 
@@ -253,7 +256,8 @@ def test_split_path_missing_split_names_download_command(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         split_path(tmp_path, "perov_5", "train")
     msg = str(info.value)
-    assert "structrepdiff data download perov_5 --split train" in msg
+    assert "download_split('perov_5', 'train')" in msg
+    assert "structrepdiff data download perov_5" in msg
     assert "val.csv.gz" in msg  # says what is present
 
 

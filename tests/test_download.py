@@ -248,7 +248,7 @@ def test_existing_bad_file_raises_unless_force(server, tmp_path, perov_val_sha):
     final = tmp_path / "perov_5" / "val.csv"
     final.parent.mkdir(parents=True)
     final.write_bytes(b"stale contents\n")
-    with pytest.raises(DownloadError, match="--force"):
+    with pytest.raises(DownloadError, match="`force`=True"):
         _fetch(server, tmp_path)
     assert server.state.requests == []
     assert final.read_bytes() == b"stale contents\n"

@@ -156,3 +156,27 @@ def test_library_errors_name_parameters_and_the_cli_says_flags(tmp_path, capsys)
     assert "--cif needs --elements-from" in err and "`" not in err
     assert as_flags("pass `force`=True; `batch_size` >= 1; use `device`=cpu") == (
         "pass --force; --batch-size >= 1; use --device cpu")  # fmt: skip
+
+
+def test_library_errors_never_name_a_flag():
+    """Library messages name parameters (in backticks); only cli/ turns them into flags
+    (`as_flags`), so an API user is never told to pass --something."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import structrepdiff
+
+    root = Path(structrepdiff.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "cli" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            for sub in ast.walk(node.exc):
+                if (isinstance(sub, ast.Constant) and isinstance(sub.value, str)
+                        and re.search(r"(^|[\s(])--[a-z]", sub.value)):  # fmt: skip
+                    found.append(f"{path.relative_to(root)}:{sub.lineno}: {sub.value[:60]}")
+    assert found == []

@@ -24,6 +24,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from structrepdiff.bundled import BUNDLED, MODELS_ENV, bundled_model_dir, model_path  # noqa: F401
+from structrepdiff.data.run_folder import dedupe_ids
 from structrepdiff.pipeline.checkpoint import LoadedModel, training_source
 from structrepdiff.pipeline.featurize import FeaturizeConfig
 from structrepdiff.pipeline.sample import (
@@ -35,7 +36,6 @@ from structrepdiff.pipeline.sample import (
 from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, JOB_DEVICE, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome
 from structrepdiff.reconstruct.run import (
-    dedupe_ids,
     outcome_structure,
     reconstruct_targets,
     targets_from,

@@ -29,7 +29,7 @@ def _require():
     try:
         import distributed
     except ImportError:
-        raise ImportError("--scheduler needs Dask: pip install 'structrepdiff[dask]' "
+        raise ImportError("`scheduler` needs Dask: pip install 'structrepdiff[dask]' "
                           "(distributed)") from None  # fmt: skip
     return distributed
 

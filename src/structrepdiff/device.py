@@ -15,7 +15,7 @@ def check_device(device: str) -> str:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"`device` {device}: this torch build ({torch.__version__}) has no "
-                             "usable CUDA; use --device cpu")  # fmt: skip
+                             "usable CUDA; use `device`=cpu")  # fmt: skip
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here")
     elif dev.type == "mps" and not torch.backends.mps.is_available():

@@ -24,6 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from structrepdiff import plots
+from structrepdiff.data.run_folder import (
+    GENERATE_CONFIG,
+    PER_CRYSTAL,
+    RELAXED_DIR,
+    SAMPLES,
+    SUMMARY,
+    evaluation_dir,
+)
+from structrepdiff.data.run_folder import (
+    METRICS as METRICS_FILE,
+)
 
 log = logging.getLogger(__name__)
 METRICS = (
@@ -139,14 +150,14 @@ def _data_side(cfg: ReportConfig, dataset: str | None) -> tuple[dict, dict[str, 
         cand = repo / f"reference_{dataset}_val1000"
         folder = cand if cand.is_dir() else None
     if folder is not None:
-        rows = _rows(Path(folder) / "per_crystal.csv")
+        rows = _rows(Path(folder) / PER_CRYSTAL)
         props = {
             "density": [float(r["density"]) for r in rows if r.get("density")],
             "n_elements": [int(r["n_elements"]) for r in rows if r.get("n_elements")],
             "n_atoms": [int(r["n_atoms"]) for r in rows if r.get("n_atoms")],
             "spacegroup": [int(r["spacegroup"]) for r in rows if r.get("spacegroup")],
         }
-        return flat_metrics(_json(Path(folder) / "metrics.json")), props, str(folder)
+        return flat_metrics(_json(Path(folder) / METRICS_FILE)), props, str(folder)
     if not dataset:
         return {}, {}, "none (dataset unknown)"
     try:
@@ -175,7 +186,7 @@ def _structures(run: Path, rows: list[dict[str, str]]) -> dict[str, object]:
 
 def _pca(cfg: ReportConfig, run: Path, dataset: str | None) -> tuple[str | None, str]:
     """PCA of the sampled vectors against the encoded data crystals (the paper's Fig. 5)."""
-    samples = run / "samples.npz"
+    samples = run / SAMPLES
     if not samples.is_file() or not dataset:
         return None, "no samples.npz" if dataset else "dataset unknown"
     try:
@@ -258,20 +269,20 @@ def build_report(cfg: ReportConfig) -> Path:
     from structrepdiff.data.atomic import atomic_write
 
     run, out = Path(cfg.run), cfg.out_path()
-    rows = _rows(run / "summary.csv")
-    if not (run / "summary.csv").is_file():
+    rows = _rows(run / SUMMARY)
+    if not (run / SUMMARY).is_file():
         raise FileNotFoundError(f"{run} has no summary.csv (not a generate / reconstruct run)")
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} exists; pass `force`=True to overwrite")
     gen_cfg, metrics = (
-        _json(run / "generate_config.json"),
-        _json(run / "evaluation_generation" / "metrics.json"),
+        _json(run / GENERATE_CONFIG),
+        _json(run / evaluation_dir("generation") / METRICS_FILE),
     )
     dataset = _dataset(cfg, gen_cfg, metrics)
-    ev_rows = {r["id"]: r for r in _rows(run / "evaluation_generation" / "per_crystal.csv")}
+    ev_rows = {r["id"]: r for r in _rows(run / evaluation_dir("generation") / PER_CRYSTAL)}
     ehull = {
         r["id"]: r.get("e_hull")
-        for r in _rows(run / "relaxed" / "evaluation_stability" / "per_crystal.csv")
+        for r in _rows(run / RELAXED_DIR / evaluation_dir("stability") / PER_CRYSTAL)
     }
     structs = _structures(run, rows)
     data_m, data_props, data_src = _data_side(cfg, dataset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from structrepdiff.data.run_folder import METRICS, RELAXED_DIR, evaluation_dir
 from structrepdiff.evaluate.run import EvaluateConfig
 from structrepdiff.evaluate.stability import StabilityConfig
 
@@ -79,12 +80,12 @@ def run_stability(args: argparse.Namespace) -> int:
     from structrepdiff.relax.config import RelaxConfig
     from structrepdiff.relax.run import ensure_relaxed
 
-    out = args.out if args.out is not None else args.pred / "evaluation_stability"
+    out = args.out if args.out is not None else args.pred / evaluation_dir("stability")
     resolve_hull(args.hull, args.dataset)  # before relaxing: no hull, one line
-    if (out / "metrics.json").exists() and not args.force:
+    if (out / METRICS).exists() and not args.force:
         raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to overwrite")
     relax = RelaxConfig(max_steps=0) if args.no_relax else RelaxConfig()
-    pred = ensure_relaxed(args.pred, out / "relaxed", relax, args.workers,
+    pred = ensure_relaxed(args.pred, out / RELAXED_DIR, relax, args.workers,
                           progress=not args.no_progress)  # fmt: skip
     cfg = StabilityConfig(pred=pred, dataset=args.dataset, hull=args.hull, out=out,
                           data_dir=args.data_dir, novelty_splits=tuple(args.novelty_splits),

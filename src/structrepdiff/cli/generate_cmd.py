@@ -9,6 +9,7 @@ from structrepdiff.cli import codes
 from structrepdiff.cli.reconstruct_cmd import add_reconstruct_options, reconstruct_overrides
 from structrepdiff.cli.relax_cmd import add_relax_options, relax_config
 from structrepdiff.cli.sample_cmd import add_sampling_options
+from structrepdiff.data.run_folder import SAMPLES
 from structrepdiff.pipeline.generate import GenerateConfig
 from structrepdiff.pipeline.sample import SampleConfig
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from structrepdiff.pipeline.generate import generate
 
     seed = SampleConfig.seed if args.seed is None else args.seed
-    smp = SampleConfig(model=args.model, out=args.out / "samples.npz", num=args.num,
+    smp = SampleConfig(model=args.model, out=args.out / SAMPLES, num=args.num,
                        sampler=args.sampler, steps=args.sample_steps, seed=seed,
                        batch_size=args.sample_batch_size, device=args.device,
                        formulas=tuple(args.formula),

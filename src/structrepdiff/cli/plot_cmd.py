@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from structrepdiff.data.run_folder import SUMMARY
 from structrepdiff.plots import PlotConfig
 
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from structrepdiff.reconstruct.run import read_summary
 
-        rows = read_summary(args.pred / "summary.csv").values()
+        rows = read_summary(args.pred / SUMMARY).values()
         plots.reconstruction_loss_histogram([float(r["loss"]) for r in rows if r.get("loss")],
                                             args.out, args.threshold)  # fmt: skip
     print(f"wrote {args.out}")

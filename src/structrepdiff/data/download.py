@@ -103,7 +103,7 @@ def _check_existing(
     elif actual != reference.lower():
         raise DownloadError(
             f"{final} exists but its sha256 {actual} does not match the expected {reference}; "
-            "re-run with --force (force=True) to download it again"
+            "re-run with `force`=True to download it again"
         )
     if not sidecar.exists():
         _write_sidecar(sidecar, final.name, actual)
@@ -134,12 +134,12 @@ def _open(url: str, start: int, timeout: float) -> Any:
             return exc
         raise DownloadError(
             f"HTTP {exc.code} {exc.reason} for {url}; check the dataset/split name and "
-            "--base-url, or fetch the file manually into the data directory"
+            "`base_url`, or fetch the file manually into the data directory"
         ) from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
-            f"cannot reach {url}: {reason}; check the network connection or --base-url"
+            f"cannot reach {url}: {reason}; check the network connection or `base_url`"
         ) from exc
 
 
@@ -154,7 +154,7 @@ def _body_range(resp: Any, start: int, url: str) -> tuple[int, int | None]:
     if match is None or int(match["first"]) != start:
         raise DownloadError(
             f"unexpected Content-Range {header!r} from {url} for a request from byte {start}; "
-            "re-run with --force (force=True) to restart the download"
+            "re-run with `force`=True to restart the download"
         )
     if match["total"] != "*":
         return start, int(match["total"])
@@ -225,7 +225,7 @@ def _verify(
             part.unlink()
             raise DownloadError(
                 f"download of {url} has {size} bytes but {whose} {want}; the partial file was "
-                "deleted, re-run to download again (or check --base-url)"
+                "deleted, re-run to download again (or check `base_url`)"
             )
     digest = sha256_file(part)
     if expected is not None and digest != expected.lower():
@@ -233,7 +233,7 @@ def _verify(
         raise DownloadError(
             f"sha256 mismatch for {url}: got {digest}, expected {expected}; the download was "
             "deleted. The upstream file may have changed or the transfer was corrupted; re-run, "
-            "and if it persists check --base-url"
+            "and if it persists check `base_url`"
         )
     sized = total is not None or known is not None
     return digest, "sha256" if expected is not None else ("size" if sized else "none")

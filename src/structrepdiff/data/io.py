@@ -60,7 +60,8 @@ def split_path(data_dir: str | Path | None, dataset: str, split: str) -> Path:
     raise FileNotFoundError(
         f"no {split}.csv or {split}.csv.gz for {dataset} in {root / info.name} "
         f"(present: {', '.join(present) or 'nothing'}); "
-        f"fetch it with `structrepdiff data download {dataset} --split {split}`"
+        f"fetch it with structrepdiff.data.download.download_split('{dataset}', '{split}') or "
+        f"the command 'structrepdiff data download {dataset}'"
     )
 
 

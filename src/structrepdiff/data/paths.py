@@ -40,7 +40,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.is_dir():
-            raise DataNotFoundError(f"--data-dir {path} is not a directory")
+            raise DataNotFoundError(f"`data_dir` {path} is not a directory")
         return path
     env = os.environ.get(ENV_VAR)
     if env:
@@ -52,7 +52,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         if cand.is_dir():
             return cand
     raise DataNotFoundError(
-        "No data directory found. Pass --data-dir DIR, set $"
+        "No data directory found. Pass `data_dir`, set $"
         f"{ENV_VAR}, or download the CDVAE CSVs with "
         "`structrepdiff data download mp_20` (also perov_5, carbon_24), which writes to "
         f"{DEFAULT_DOWNLOAD_DIR}."

@@ -26,6 +26,7 @@ import pandas as pd
 from pymatgen.core import Structure
 
 from structrepdiff.data.io import cif_files_in, cif_rows, parse_cif, read_cif_text
+from structrepdiff.data.run_folder import SUMMARY
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def _from_cif_file(rid: str, path: Path) -> list[Prediction]:
 
 
 def _from_summary(folder: Path) -> list[Prediction]:
-    with open(folder / "summary.csv", newline="") as fh:
+    with open(folder / SUMMARY, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if rows and not {"id", "status"} <= set(rows[0]):
         raise ValueError(f"{folder / 'summary.csv'} has no id/status columns")
@@ -166,7 +167,7 @@ def load_predictions(path: str | Path) -> list[Prediction]:
     """Every prediction at ``path`` (see the module docstring), in file order."""
     path = Path(path)
     if path.is_dir():
-        return _from_summary(path) if (path / "summary.csv").is_file() else _from_cif_folder(path)
+        return _from_summary(path) if (path / SUMMARY).is_file() else _from_cif_folder(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions {path} do not exist")
     name = path.name.lower()

@@ -31,6 +31,7 @@ import numpy as np
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.io import load_split, split_path
 from structrepdiff.data.predictions import Prediction, load_predictions
+from structrepdiff.data.run_folder import METRICS, PER_CRYSTAL, SUMMARY, evaluation_dir
 from structrepdiff.evaluate.coverage import (
     COV_CUTOFF_SETS,
     coverage,
@@ -80,7 +81,7 @@ class EvaluateConfig:
         if self.out is not None:
             return Path(self.out)
         p = Path(self.pred)
-        name = f"evaluation_{self.mode}"
+        name = evaluation_dir(self.mode)
         if p.is_dir():
             return p / name
         stem = p.name.split(".")[0]
@@ -235,7 +236,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def _prepare_out(cfg: EvaluateConfig) -> Path:
     out = cfg.out_dir()
-    if (out / "metrics.json").exists() and not cfg.force:
+    if (out / METRICS).exists() and not cfg.force:
         raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -321,8 +322,8 @@ def evaluate_generation(cfg: EvaluateConfig) -> dict[str, Any]:
     into `EvaluateConfig.out_dir` and returns the metrics."""
     out = _prepare_out(cfg)
     metrics, rows = score_generation(load_predictions(cfg.pred), cfg)
-    write_csv(out / "per_crystal.csv", rows, CSV_FIELDS)
-    write_json(out / "metrics.json", metrics)
+    write_csv(out / PER_CRYSTAL, rows, CSV_FIELDS)
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -382,8 +383,8 @@ def evaluate_reconstruction(cfg: EvaluateConfig) -> dict[str, Any]:
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    write_csv(out / "per_crystal.csv", rows, RECON_FIELDS)
-    write_json(out / "metrics.json", metrics)
+    write_csv(out / PER_CRYSTAL, rows, RECON_FIELDS)
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -441,7 +442,7 @@ def score_run_folder(folder: Path, clean: dict[str, Any], threshold: float) -> d
     from structrepdiff.evaluate.symmetry import space_group
     from structrepdiff.evaluate.validity import structure_validity
 
-    with open(Path(folder) / "summary.csv", newline="") as fh:
+    with open(Path(folder) / SUMMARY, newline="") as fh:
         rows = list(csv.DictReader(fh))
     loss = np.array([float(r["loss"]) for r in rows if r["loss"] not in ("", "nan")])
     matcher = reconstruction_matcher()

@@ -22,6 +22,13 @@ from pymatgen.core import Composition
 
 from structrepdiff.data.io import load_split
 from structrepdiff.data.predictions import load_predictions
+from structrepdiff.data.run_folder import (
+    METRICS,
+    PER_CRYSTAL,
+    RELAX_CONFIG,
+    SUMMARY,
+    evaluation_dir,
+)
 from structrepdiff.evaluate.hull import STABLE_THRESHOLD, ReferenceHull, sun_rates
 from structrepdiff.evaluate.novelty import first_of_class, novelty, uniqueness
 from structrepdiff.evaluate.result import count_reasons
@@ -48,11 +55,12 @@ class StabilityConfig:
     progress: bool = True
 
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out is not None else Path(self.pred) / "evaluation_stability"
+        default = Path(self.pred) / evaluation_dir("stability")
+        return Path(self.out) if self.out is not None else default
 
 
 def _relax_rows(pred: Path) -> list[dict[str, str]]:
-    path = Path(pred) / "summary.csv"
+    path = Path(pred) / SUMMARY
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run 'structrepdiff relax' first")
     with open(path, newline="") as fh:
@@ -117,7 +125,7 @@ def resolve_hull(hull: Path | None, dataset: str) -> Path:
 def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     """Score the relaxed crystals at ``cfg.pred`` (module docstring); returns the metrics."""
     out = cfg.out_dir()
-    if (out / "metrics.json").exists() and not cfg.force:
+    if (out / METRICS).exists() and not cfg.force:
         raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     t0 = time.perf_counter()
     hull_path = resolve_hull(cfg.hull, cfg.dataset)
@@ -139,7 +147,7 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     rates = sun_rates([r.get("e_hull") for r in per], [bool(r["unique"]) for r in per],
                       [bool(r["novel"]) for r in per], cfg.threshold)  # fmt: skip
     rmsd = [float(r["rmsd"]) for r in per if r.get("rmsd")]
-    relax_cfg = Path(cfg.pred) / "relax_config.json"
+    relax_cfg = Path(cfg.pred) / RELAX_CONFIG
     metrics = {
         "protocol": "stability: E_hull against a reference hull; S.U.N. (issue #13)",
         "dataset": cfg.dataset, "pred": str(cfg.pred), "n": len(per),
@@ -160,6 +168,6 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "per_crystal.csv", per, FIELDS)
-    write_json(out / "metrics.json", metrics)
+    write_csv(out / PER_CRYSTAL, per, FIELDS)
+    write_json(out / METRICS, metrics)
     return metrics

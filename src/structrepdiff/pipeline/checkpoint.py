@@ -83,7 +83,8 @@ EXPORT_DTYPE = "float16"  # the default: half the size, the same samples (BENCHM
 
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str = EXPORT_DTYPE,
                       force: bool = False, composition: str | os.PathLike | None = None,
-                      prior: str | os.PathLike | None = None, data_dir: str | None = None,
+                      space_group_prior: str | os.PathLike | None = None,
+                      data_dir: str | None = None,
                       generation_prior: str | os.PathLike | None = None,
                       templates: bool = False) -> dict[str, Any]:  # fmt: skip
     """Write a sampling-only copy of checkpoint ``src`` to ``dst``: everything but the
@@ -91,14 +92,15 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     ``dtype`` (cast back to float32 on loading). Buffers such as the fitted Gaussian of
     `GaussianSkip` stay float32: they hold values half precision cannot represent.
     ``composition`` (a file from `train-composition`) bundles that composition model, refused
-    unless the checkpoint is conditional and shares its vocabulary and N_max. ``prior``
-    bundles a space-group prior (`LearnedPrior`): a file saved from ``prior.state()``, or
-    "auto" to fit it on the model's training split (found in ``data_dir``) at
-    `PREDICTION_TOL`; it ranks groups for given formulas. ``generation_prior`` (same forms,
-    "auto" at `GENERATION_TOL`) draws the groups of sampled compositions instead; without it
-    ``prior`` does both. ``templates`` packs the crystals of the training split (on Wyckoff
-    parameters too when a prior is bundled; `template_pack`), so that decoding needs no data
-    directory. Returns the copy's ``exported`` record."""
+    unless the checkpoint is conditional and shares its vocabulary and N_max.
+    ``space_group_prior`` bundles a space-group prior (`LearnedPrior`): a file saved from
+    ``prior.state()``, or "auto" to fit it on the model's training split (found in
+    ``data_dir``) at `PREDICTION_TOL`; it ranks groups for given formulas.
+    ``generation_prior`` (same forms, "auto" at `GENERATION_TOL`) draws the groups of sampled
+    compositions instead; without it ``space_group_prior`` does both. ``templates`` packs the
+    crystals of the training split (on Wyckoff parameters too when a prior is bundled;
+    `template_pack`), so that decoding needs no data directory. Returns the copy's
+    ``exported`` record."""
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     ckpt = load_checkpoint(src)
@@ -114,14 +116,14 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: str
     if composition is not None:
         keep["composition"] = _composition_state(ckpt, composition)
         record["composition"] = Path(composition).name
-    for key, given, use in (("space_group_prior", prior, "prediction"),
+    for key, given, use in (("space_group_prior", space_group_prior, "prediction"),
                             ("space_group_prior_generation", generation_prior, "generation")):
         if given is not None:
             keep[key] = _prior_state(ckpt, given, data_dir, use)
             record[key] = str(given) if given == "auto" else Path(given).name
     if "space_group_prior_generation" in keep and "space_group_prior" not in keep:
         raise ValueError("a generation prior goes with a space-group prior "
-                         "(--space-group-prior), which ranks groups for given formulas")
+                         "(`space_group_prior`), which ranks groups for given formulas")
     if templates:
         keep["templates"] = _template_pack(ckpt, "space_group_prior" in keep, data_dir)
         record["templates"] = f"{keep['templates']['dataset']}/{keep['templates']['split']}"
@@ -134,7 +136,8 @@ def _composition_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[st
 
     if "conditional" not in ckpt:
         raise ValueError("a composition model goes with a conditional structure model "
-                         "(train --conditional); this one is unconditional")  # fmt: skip
+                         "(trained with `conditional`=True); this one is unconditional"
+                         )  # fmt: skip
     model, _ = load_composition_model(Path(path))
     rep = Representation.from_dict(ckpt["representation"])
     model.cfg.check_matches(rep.atomic_numbers, rep.n_max, str(path))
@@ -163,7 +166,8 @@ def _prior_state(ckpt: dict[str, Any], prior, data_dir: str | None, use: str
 
     if "conditional" not in ckpt:
         raise ValueError("a space-group prior goes with a conditional structure model "
-                         "(train --conditional); this one is unconditional")  # fmt: skip
+                         "(trained with `conditional`=True); this one is unconditional"
+                         )  # fmt: skip
     if prior != "auto":
         return load_prior(prior).state()
     src = training_source(ckpt)

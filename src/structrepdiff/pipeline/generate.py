@@ -15,15 +15,16 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from structrepdiff.data.run_folder import (
+    GENERATE_CONFIG,
+    GENERATED_EXTXYZ,
+    RELAXED_DIR,
+    summary_extxyz,
+)
 from structrepdiff.features import atomic_write
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, ReconstructConfig
-from structrepdiff.reconstruct.run import (
-    ReconstructJob,
-    ReconstructSummary,
-    run_reconstruction,
-    summary_extxyz,
-)
+from structrepdiff.reconstruct.run import ReconstructJob, ReconstructSummary, run_reconstruction
 from structrepdiff.reconstruct.starts import TEMPLATES_DEFAULT, starts_for
 from structrepdiff.relax.config import RelaxConfig
 
@@ -65,22 +66,22 @@ class GenerateConfig:
 
 def check_settings(cfg: GenerateConfig) -> None:
     """Refuse an --out that holds a run with other settings (unless --force)."""
-    path = Path(cfg.out) / "generate_config.json"
+    path = Path(cfg.out) / GENERATE_CONFIG
     if path.exists() and not cfg.force and json.loads(path.read_text()) != cfg.settings():
         raise FileExistsError(f"{cfg.out} holds a run with other settings ({path}); "
-                              "use another --out or --force to start over")  # fmt: skip
+                              "use another `out` or `force`=True to start over")  # fmt: skip
 
 
 def save_settings(cfg: GenerateConfig) -> None:
     """Write generate_config.json: only once the model and the formulas have been accepted,
     so a failed start never blocks the corrected rerun."""
-    path = Path(cfg.out) / "generate_config.json"
+    path = Path(cfg.out) / GENERATE_CONFIG
     atomic_write(path, lambda p: p.write_text(json.dumps(cfg.settings(), indent=2)), force=True)
 
 
 def write_extxyz(out: Path) -> int:
     """generated.extxyz from the CIFs listed in out/summary.csv; returns the frame count."""
-    return summary_extxyz(out, "generated.extxyz", lambda r: {
+    return summary_extxyz(out, GENERATED_EXTXYZ, lambda r: {
         "id": r["id"], "status": r["status"], "loss": float(r["loss"])})  # fmt: skip
 
 
@@ -105,6 +106,6 @@ def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]
     if cfg.relax is not None:
         from structrepdiff.relax.run import RelaxJob, run_relax
 
-        run_relax(RelaxJob(out, out / "relaxed", cfg.relax, cfg.relax_workers, None, cfg.force,
+        run_relax(RelaxJob(out, out / RELAXED_DIR, cfg.relax, cfg.relax_workers, None, cfg.force,
                            cfg.progress), client)  # fmt: skip
     return summary, frames

@@ -80,7 +80,7 @@ def uses_groups(model: LoadedModel, space_group: int | str) -> bool:
         return False
     if model.prior is None or not model.conditional:
         raise ValueError(f"space group {space_group}: this model carries no space-group prior "
-                         "(export it with --space-group-prior); use space group auto or off"
+                         "(export it with `space_group_prior`); use `space_group` auto or off"
                          )  # fmt: skip
     return True
 
@@ -272,7 +272,8 @@ def _conditional_known(model: LoadedModel, known, num: int, seed: int
     if known is None:
         if model.composition is None:
             raise ValueError("this conditional model has no composition model: give formulas "
-                             "or composition_from, or train with --composition-model")  # fmt: skip
+                             "or `composition_from`, or export with `composition_model`"
+                             )  # fmt: skip
         from structrepdiff.representation.condition import condition_rows_from_counts
 
         g = torch.Generator().manual_seed(seed)

@@ -320,14 +320,15 @@ def _check_resume(cfg: TrainConfig, ckpt: dict[str, Any], path: Path, fs: Featur
     if differ:
         what = "; ".join(f"{k}: {saved.get(k)!r} then, {current.get(k)!r} now" for k in differ)
         raise ValueError(f"{path} was trained with other settings ({what}); "
-                         "use --force to restart")  # fmt: skip
+                         "use `force`=True to restart")  # fmt: skip
     digest = ckpt["train"].get("features_sha256")
     if digest is not None and digest != features_digest(fs):
         raise ValueError(f"the training features changed since {path} was written (content "
-                         "hash differs); use --force to restart on the new data")  # fmt: skip
+                         "hash differs); use `force`=True to restart on the new data")  # fmt: skip
     if cfg.steps < int(ckpt["step"]):
         raise ValueError(f"`steps` {cfg.steps} is below the checkpoint's step {ckpt['step']}: "
-                         "nothing to train (give more steps, or --force to restart)")  # fmt: skip
+                         "nothing to train (give more steps, or `force`=True to restart)"
+                         )  # fmt: skip
 
 
 def _rewrite_metrics(path: Path, metrics: list[dict]) -> None:

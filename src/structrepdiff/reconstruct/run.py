@@ -6,11 +6,9 @@ interrupted run resumes where it stopped: ids already in summary.csv are not red
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from structrepdiff.data.run_folder import (  # noqa: F401  (re-exported)
+    GENERATED_EXTXYZ,
+    RECONSTRUCT_CONFIG,
+    RECONSTRUCT_FIELDS,
+    SUMMARY,
+    SummaryWriter,
+    clear_run,
+    dedupe_ids,
+    read_summary,
+    safe_name,
+    summary_extxyz,
+)
 from structrepdiff.features import atomic_write, load_features
 from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, JOB_DEVICE, ReconstructConfig
 from structrepdiff.reconstruct.optimize import Outcome, Target, rank_starts, reconstruct_batch
@@ -31,7 +41,6 @@ from structrepdiff.reconstruct.templates import TemplateSet
 from structrepdiff.representation.decode import decode
 
 log = logging.getLogger(__name__)
-FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif", "space_group")
 
 
 @dataclass(frozen=True)
@@ -57,111 +66,22 @@ class ReconstructSummary:
     out: Path
 
 
-def safe_name(crystal_id: str) -> str:
-    """A file-name-safe version of an id, distinct for distinct ids: an id that needed any
-    character replaced gets 8 hex digits of its sha256 ("a/b" and "a_b" never share a file)."""
-    import hashlib
-
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", crystal_id)
-    if name == crystal_id and name not in ("", ".", ".."):
-        return name
-    return f"{name or 'crystal'}-{hashlib.sha256(crystal_id.encode()).hexdigest()[:8]}"
-
-
-def dedupe_ids(ids: list[str]) -> list[str]:
-    """``ids`` with each repeat renamed ``<id>~<k>`` (k = 2, 3, …), so no crystal overwrites
-    another's file or summary row."""
-    seen: dict[str, int] = {}
-    out = []
-    for rid in ids:
-        k = seen[rid] = seen.get(rid, 0) + 1
-        out.append(rid if k == 1 else f"{rid}~{k}")
-    if len(set(out)) != len(out):  # "x~2" was itself an id: rename until unique
-        return dedupe_ids(out)
-    return out
-
-
-def read_summary(path: Path) -> dict[str, dict[str, str]]:
-    """Rows of an existing summary.csv by id; a torn last line (no newline) is dropped."""
-    if not path.exists():
-        return {}
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        path.write_text(text)
-    rows = list(csv.DictReader(text.splitlines()))
-    return {r["id"]: r for r in rows if r.get("id")}
-
-
-class SummaryWriter:
-    """Appends one row per crystal to summary.csv (columns ``fields``), flushed at once."""
-
-    def __init__(self, path: Path, fields: tuple[str, ...] = FIELDS):
-        new = not path.exists() or path.stat().st_size == 0
-        if not new:  # resuming a file written with other columns keeps its own header
-            with open(path, newline="") as fh:
-                fields = tuple(next(csv.reader(fh), fields))
-        self.fields = fields
-        self.fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
-        self.writer = csv.DictWriter(self.fh, fieldnames=fields)
-        if new:
-            self.writer.writeheader()
-
-    def write(self, **row) -> None:
-        self.writer.writerow({k: row.get(k, "") for k in self.fields})
-        self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def summary_extxyz(out: Path, name: str, info) -> int:
-    """Rebuild ``out/<name>`` (atomically) from the CIFs named in ``out/summary.csv``, each
-    frame's ``info`` updated with ``info(row)``; returns the number of frames."""
-    from ase.io import read, write
-
-    frames = []
-    for r in read_summary(out / "summary.csv").values():
-        if r.get("cif"):
-            atoms = read(out / r["cif"])
-            atoms.info.update(info(r))
-            frames.append(atoms)
-    atomic_write(out / name, lambda p: write(p, frames, format="extxyz"), force=True,
-                 suffix=".extxyz")  # fmt: skip
-    return len(frames)
-
-
-def clear_run(summary: Path, *extra: str) -> int:
-    """Remove what an earlier run in ``summary``'s folder wrote (--force): the crystal files its
-    rows name, the summary itself and ``extra`` files. Nothing the run does not own is touched.
-    Returns the number of crystal files removed."""
-    folder, n = summary.parent, 0
-    for row in read_summary(summary).values():
-        name = row.get("cif") or ""
-        if name and Path(name).name == name:  # a plain file name inside the run folder
-            n += (folder / name).is_file()
-            (folder / name).unlink(missing_ok=True)
-    for name in (summary.name, *extra):
-        (folder / name).unlink(missing_ok=True)
-    return n
-
-
 def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     """Create the output folder, check or write its config, return rows already done."""
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path, summary = out / "reconstruct_config.json", out / "summary.csv"
+    cfg_path, summary = out / RECONSTRUCT_CONFIG, out / SUMMARY
     settings = {
         "config": job.config.to_dict(),
         "representations": str(job.representations),
         "templates": None if job.templates is None else str(job.templates),
     }
     if job.force:
-        clear_run(summary, "generated.extxyz")
+        clear_run(summary, GENERATED_EXTXYZ)
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
         raise FileExistsError(
             f"{out} holds a run with other settings ({cfg_path}); "
-            "use another --out or --force to start over"
+            "use another `out` or `force`=True to start over"
         )
     atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
     return read_summary(summary)
@@ -354,7 +274,7 @@ def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
 
         pairs = with_symmetry(pairs, choices_from_json(fs.source["symmetry"])[: len(ids)])
     counts: dict[str, int] = {}
-    writer = SummaryWriter(Path(job.out) / "summary.csv")
+    writer = SummaryWriter(Path(job.out) / SUMMARY)
     todo: list[Target] = []
     try:
         for rid, t in pairs:

@@ -9,7 +9,6 @@ each loading the potential once, one torch thread each.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -21,10 +20,15 @@ from tqdm.auto import tqdm
 
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.predictions import Prediction, load_predictions
-from structrepdiff.reconstruct.run import (
+from structrepdiff.data.run_folder import (
+    RELAX_CONFIG,
+    RELAX_FIELDS,
+    RELAXED_EXTXYZ,
+    SUMMARY,
     SummaryWriter,
     clear_run,
     dedupe_ids,
+    is_relax_output,
     read_summary,
     safe_name,
     summary_extxyz,
@@ -32,9 +36,6 @@ from structrepdiff.reconstruct.run import (
 from structrepdiff.relax.config import RelaxConfig
 from structrepdiff.relax.core import RelaxResult, relax_structure
 from structrepdiff.relax.potential import potential_version
-
-FIELDS = ("id", "status", "energy_before", "energy_after", "steps", "converged", "rmsd",
-          "volume_ratio", "seconds", "reason", "cif")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,14 @@ def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, 
 def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path, summary = out / "relax_config.json", out / "summary.csv"
+    cfg_path, summary = out / RELAX_CONFIG, out / SUMMARY
     settings = {"config": job.config.to_dict(), "pred": str(job.pred),
                 "potential_version": potential_version(job.config.potential)}  # fmt: skip
     if job.force:
-        clear_run(summary, "relaxed.extxyz")
+        clear_run(summary, RELAXED_EXTXYZ)
     elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
         raise FileExistsError(f"{out} holds a relaxation with other settings ({cfg_path}); "
-                              "use another --out or --force to start over")  # fmt: skip
+                              "use another `out` or `force`=True to start over")  # fmt: skip
     atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
     return read_summary(summary)
 
@@ -144,7 +145,7 @@ def _row(rid: str, res: RelaxResult, seconds: float, cif: str) -> dict[str, str]
 def write_extxyz(out: Path) -> int:
     """Rebuild ``out/relaxed.extxyz`` from the CIFs named in summary.csv; returns the number
     of frames. Each frame carries its id and relaxed energy in ``info``."""
-    return summary_extxyz(out, "relaxed.extxyz", lambda r: {
+    return summary_extxyz(out, RELAXED_EXTXYZ, lambda r: {
         "id": r["id"], "energy_per_atom": float(r["energy_after"])})  # fmt: skip
 
 
@@ -175,7 +176,7 @@ def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
     todo = unique_ids(preds[: job.limit] if job.limit else preds)
     tasks = [(p, job.config) for p in todo if p.id not in done]
     out, counts = Path(job.out), {}
-    writer = SummaryWriter(out / "summary.csv", FIELDS)
+    writer = SummaryWriter(out / SUMMARY, RELAX_FIELDS)
     try:
         bar = tqdm(total=len(tasks), disable=not job.progress, desc="relax", unit="crystal")
         for rid, res, sec in _results(tasks, job, client):
@@ -193,15 +194,6 @@ def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
         writer.close()
     write_extxyz(out)
     return RelaxSummary(counts, len(done), time.perf_counter() - t0, out)
-
-
-def is_relax_output(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` is a `relax` output (its summary.csv has relaxed energies)."""
-    path = Path(folder) / "summary.csv"
-    if not path.is_file():
-        return False
-    with open(path, newline="") as fh:
-        return "energy_after" in (csv.DictReader(fh).fieldnames or ())
 
 
 def ensure_relaxed(pred: str | os.PathLike, out: str | os.PathLike, config: RelaxConfig,

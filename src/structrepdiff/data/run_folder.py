@@ -1,0 +1,136 @@
+"""The layout of a run folder, in one place: file names, the columns of ``summary.csv``, and
+the bookkeeping every stage shares (writer, reader, clearing on ``force``, file-safe ids).
+
+A `reconstruct` / `generate` folder holds ``samples.npz`` (generate), ``summary.csv`` (one row
+per sample: `RECONSTRUCT_FIELDS`), a CIF per crystal, ``generated.extxyz`` and the settings
+(``generate_config.json``, ``reconstruct_config.json``); a `relax` folder ``summary.csv``
+(`RELAX_FIELDS`), CIFs, ``relaxed.extxyz`` and ``relax_config.json``; `evaluate` writes
+``metrics.json`` and ``per_crystal.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from structrepdiff.data.atomic import atomic_write
+
+SUMMARY = "summary.csv"
+SAMPLES = "samples.npz"
+GENERATED_EXTXYZ = "generated.extxyz"
+RELAXED_EXTXYZ = "relaxed.extxyz"
+GENERATE_CONFIG = "generate_config.json"
+RECONSTRUCT_CONFIG = "reconstruct_config.json"
+RELAX_CONFIG = "relax_config.json"
+RELAXED_DIR = "relaxed"  # `generate --relax` relaxes into this subfolder
+METRICS = "metrics.json"
+PER_CRYSTAL = "per_crystal.csv"
+
+
+def evaluation_dir(mode: str) -> str:
+    """The folder `evaluate MODE` writes beside its input by default."""
+    return f"evaluation_{mode}"
+
+RECONSTRUCT_FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif",
+                      "space_group")  # fmt: skip
+RELAX_FIELDS = ("id", "status", "energy_before", "energy_after", "steps", "converged", "rmsd",
+                "volume_ratio", "seconds", "reason", "cif")  # fmt: skip
+
+
+def is_relax_output(folder: str | Path) -> bool:
+    """Whether ``folder`` is a `relax` output (its summary has relaxed energies)."""
+    path = Path(folder) / SUMMARY
+    if not path.is_file():
+        return False
+    with open(path, newline="") as fh:
+        return "energy_after" in (csv.DictReader(fh).fieldnames or ())
+
+
+def safe_name(crystal_id: str) -> str:
+    """A file-name-safe version of an id, distinct for distinct ids: an id that needed any
+    character replaced gets 8 hex digits of its sha256 ("a/b" and "a_b" never share a file)."""
+    import hashlib
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", crystal_id)
+    if name == crystal_id and name not in ("", ".", ".."):
+        return name
+    return f"{name or 'crystal'}-{hashlib.sha256(crystal_id.encode()).hexdigest()[:8]}"
+
+
+def dedupe_ids(ids: list[str]) -> list[str]:
+    """``ids`` with each repeat renamed ``<id>~<k>`` (k = 2, 3, …), so no crystal overwrites
+    another's file or summary row."""
+    seen: dict[str, int] = {}
+    out = []
+    for rid in ids:
+        k = seen[rid] = seen.get(rid, 0) + 1
+        out.append(rid if k == 1 else f"{rid}~{k}")
+    if len(set(out)) != len(out):  # "x~2" was itself an id: rename until unique
+        return dedupe_ids(out)
+    return out
+
+
+def read_summary(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of an existing summary.csv by id; a torn last line (no newline) is dropped."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text)
+    rows = list(csv.DictReader(text.splitlines()))
+    return {r["id"]: r for r in rows if r.get("id")}
+
+
+class SummaryWriter:
+    """Appends one row per crystal to a summary file (columns ``fields``), flushed at once."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...] = RECONSTRUCT_FIELDS):
+        new = not path.exists() or path.stat().st_size == 0
+        if not new:  # resuming a file written with other columns keeps its own header
+            with open(path, newline="") as fh:
+                fields = tuple(next(csv.reader(fh), fields))
+        self.fields = fields
+        self.fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self.writer = csv.DictWriter(self.fh, fieldnames=fields)
+        if new:
+            self.writer.writeheader()
+
+    def write(self, **row) -> None:
+        self.writer.writerow({k: row.get(k, "") for k in self.fields})
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def summary_extxyz(out: Path, name: str, info) -> int:
+    """Rebuild ``out/<name>`` (atomically) from the CIFs named in ``out/summary.csv``, each
+    frame's ``info`` updated with ``info(row)``; returns the number of frames."""
+    from ase.io import read, write
+
+    frames = []
+    for r in read_summary(out / SUMMARY).values():
+        if r.get("cif"):
+            atoms = read(out / r["cif"])
+            atoms.info.update(info(r))
+            frames.append(atoms)
+    atomic_write(out / name, lambda p: write(p, frames, format="extxyz"), force=True,
+                 suffix=".extxyz")  # fmt: skip
+    return len(frames)
+
+
+def clear_run(summary: Path, *extra: str) -> int:
+    """Remove what an earlier run in ``summary``'s folder wrote (--force): the crystal files its
+    rows name, the summary itself and ``extra`` files. Nothing the run does not own is touched.
+    Returns the number of crystal files removed."""
+    folder, n = summary.parent, 0
+    for row in read_summary(summary).values():
+        name = row.get("cif") or ""
+        if name and Path(name).name == name:  # a plain file name inside the run folder
+            n += (folder / name).is_file()
+            (folder / name).unlink(missing_ok=True)
+    for name in (summary.name, *extra):
+        (folder / name).unlink(missing_ok=True)
+    return n
