@@ -21,6 +21,7 @@ from structrepdiff.reconstruct.symmetric import (
     positions_and_cell,
     reconstruct_symmetric,
     symmetric_loss,
+    too_close,
 )
 from structrepdiff.representation.encode import Representation
 from structrepdiff.symmetry.groups import (
@@ -237,6 +238,38 @@ def test_a_given_start_is_used(rep):
     (o,) = reconstruct_symmetric([SymTarget(t, sg, pattern)], rep.ead,
                                  SymmetricConfig(random_starts=0, trials=1), [[start]])  # fmt: skip
     assert o.converged and o.steps <= 5
+
+
+def test_a_crystal_with_colliding_atoms_ranks_after_every_valid_one(rep):
+    """Two starts for a tetragonal BaTiO3 target, barely descended: one with a Ti and an O on
+    the same site (lower loss: the rest is right), one valid with two oxygens misplaced
+    (higher loss). The loss alone picks the collision; `min_distance` picks the crystal."""
+    from structrepdiff.evaluate.validity import structure_validity
+    from structrepdiff.reconstruct.run import outcome_structure
+
+    s = Structure(Lattice.tetragonal(3.9, 4.1), ["Ba", "Ti", "O", "O", "O"],
+                  [[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0.97], [0.5, 0, 0.48],
+                   [0, 0.5, 0.48]])  # fmt: skip
+    (t,), _, _ = true_targets(["bto"], [s], rep)
+    st = SymTarget(t, 99, ((56, "a"), (22, "b"), (8, "b"), (8, "c")))
+    lat = np.array([3.9, 3.9, 4.1, 90, 90, 90])
+    clash = Start(np.array([[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0.52], [0.5, 0, 0.48]]),
+                  lat, "clash")  # fmt: skip
+    off = Start(np.array([[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0.75], [0.5, 0, 0.2]]),
+                lat, "off")  # fmt: skip
+    lay = _layout([st, st], torch.float64)
+    X = torch.tensor(np.concatenate([clash.xyz, off.xyz]), dtype=torch.float64)
+    th = torch.tensor(np.stack([free_from_params(99, lat)] * 2))
+    assert too_close(X, th, lay, 0.5).tolist() == [True, False]
+    assert not too_close(X, th, lay, 0.0).any()
+    still = dict(random_starts=0, trials=2, steps=1, lr_start=1e-9, lr_end=1e-9,
+                 prefit_steps=0, dtype="float64")  # fmt: skip
+    (by_loss,) = reconstruct_symmetric([st], rep.ead, SymmetricConfig(**still, min_distance=0),
+                                       [[clash, off]])  # fmt: skip
+    (valid,) = reconstruct_symmetric([st], rep.ead, SymmetricConfig(**still), [[clash, off]])
+    assert by_loss.loss < valid.loss  # the collision fits the target better ...
+    assert not structure_validity(outcome_structure(by_loss)).value
+    assert structure_validity(outcome_structure(valid)).value  # ... but is no crystal
 
 
 def test_the_prior_only_proposes_patterns_that_hold_the_composition():

@@ -85,6 +85,9 @@ class SymmetricConfig(ReconstructConfig):
             prefit; the best ``trials`` are descended).
         prefit_steps: Adam steps fitting each start's lattice to the target's lattice block
             (lattice term only) before the descent.
+        min_distance: a result with two atoms closer than this (Å; CDVAE's validity
+            threshold) ranks after every result without, whatever its loss: orbits that
+            collapse onto each other fit a noisy target well but are no crystal.
     """
 
     trials: int = 4
@@ -92,11 +95,14 @@ class SymmetricConfig(ReconstructConfig):
     lattice_weight: float = 1.0
     random_starts: int = 32
     prefit_steps: int = 50
+    min_distance: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.lattice_weight < 0 or self.random_starts < 0 or self.prefit_steps < 0:
-            raise ValueError("lattice_weight, random_starts and prefit_steps must be >= 0")
+        if min(self.lattice_weight, self.random_starts, self.prefit_steps,
+               self.min_distance) < 0:  # fmt: skip
+            raise ValueError("lattice_weight, random_starts, prefit_steps and min_distance "
+                             "must be >= 0")  # fmt: skip
 
 
 # Defaults of a reconstruction run (`ReconstructJob`): crystals optimised together, device.

@@ -375,6 +375,20 @@ def rank_symmetric_starts(st: SymTarget, starts: list[Start], ead: EADConfig, cf
     return [(starts[k], theta[k].double().numpy(), float(lat[k])) for k in order]
 
 
+def too_close(xyz: Tensor, theta: Tensor, lay: _Layout, d: float) -> Tensor:
+    """(B,) bool: the crystal built from (xyz, θ) has two atoms (or an atom and its own
+    image) closer than ``d`` Å; all False for ``d`` = 0."""
+    B = lay.T.shape[0]
+    if d <= 0:
+        return torch.zeros(B, dtype=torch.bool)
+    with torch.no_grad():
+        pos, cell = positions_and_cell(xyz, theta, lay)
+        nl = neighbor_list(Crystals(pos, lay.numbers, cell, lay.batch), d)
+    out = torch.zeros(B, dtype=torch.bool)
+    out[lay.batch[nl.i]] = True
+    return out
+
+
 def _outcome(st: SymTarget, xyz: Tensor, theta: Tensor, loss: Tensor, steps: int,
              threshold: float) -> SymOutcome:  # fmt: skip
     dtype = xyz.dtype
@@ -424,10 +438,11 @@ def reconstruct_symmetric(
         cands += random_starts(st, cfg.random_starts, gen)
         todo.append(b)
         ranked.append((gen, rank_symmetric_starts(st, cands, ead, cfg, cfg.trials)))
-    best: dict[int, tuple[Tensor, Tensor, Tensor, int]] = {}
+    best: dict[int, tuple[Tensor, Tensor, Tensor, int, bool]] = {}
     for trial in range(cfg.trials):
         run = [k for k, b in enumerate(todo) if trial < len(ranked[k][1])
-               and (b not in best or float(best[b][2][1]) >= cfg.threshold)]  # fmt: skip
+               and (b not in best or float(best[b][2][1]) >= cfg.threshold
+                    or not best[b][4])]  # fmt: skip
         if not run:
             break
         sts = [targets[todo[k]] for k in run]
@@ -439,17 +454,20 @@ def reconstruct_symmetric(
             if hop:
                 xyz = _hop(xyz, lay, theta, [ranked[k][0] for k in run], cfg.hop_size)
             bx, bt, bl, n = _descend(xyz, theta, lay, ead, cfg)
+            ok = ~too_close(bx, bt, lay, cfg.min_distance)
             xyz_split = torch.split(bx, torch.bincount(lay.orbit_batch).tolist())
             for j, k in enumerate(run):
                 b = todo[k]
                 prev_steps = best[b][3] if b in best else 0
-                if b not in best or float(bl[j, 0]) < float(best[b][2][0]):
-                    best[b] = (xyz_split[j], bt[j : j + 1], bl[j], prev_steps + int(n[j]))
+                new = (not bool(ok[j]), float(bl[j, 0]))  # valid first, then the loss
+                if b not in best or new < (not best[b][4], float(best[b][2][0])):
+                    best[b] = (xyz_split[j], bt[j : j + 1], bl[j], prev_steps + int(n[j]),
+                               bool(ok[j]))  # fmt: skip
                 else:
-                    best[b] = (*best[b][:3], prev_steps + int(n[j]))
+                    best[b] = (*best[b][:3], prev_steps + int(n[j]), best[b][4])
             xyz = torch.cat([best[todo[k]][0] for k in run])
             theta = torch.cat([best[todo[k]][1] for k in run])
-    for b, (x, t, loss, n) in best.items():
+    for b, (x, t, loss, n, _) in best.items():
         out[b] = _outcome(targets[b], x, t, loss, n, cfg.threshold)
     return [out[b] for b in range(len(targets))]
 
