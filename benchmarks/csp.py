@@ -96,7 +96,12 @@ def score(work: Path, truth: dict[str, Structure], k: int) -> tuple[dict, list[d
             if r is None or not r.get("cif"):
                 reasons[f"no crystal ({r['status'] if r else 'missing'})"] += 1
                 continue
-            m = reconstruction_match(Structure.from_file(work / r["cif"]), true, matcher)
+            try:
+                pred = Structure.from_file(work / r["cif"])
+            except ValueError as exc:  # e.g. coincident atoms pymatgen's CIF parser refuses
+                reasons[f"unreadable CIF ({' '.join(str(exc).split())[:60]})"] += 1
+                continue
+            m = reconstruction_match(pred, true, matcher)
             if m.matched:
                 best = m.rms if best is None else min(best, m.rms)
             else:
