@@ -142,32 +142,44 @@ def _dataset(cfg: ReportConfig, gen_cfg: dict, metrics: dict) -> str | None:
     return None
 
 
-def _data_side(cfg: ReportConfig, dataset: str | None) -> tuple[dict, dict[str, list], str]:
-    """(data metrics, data crystal properties, where they came from)."""
-    folder = cfg.data
-    if folder is None and dataset:
-        repo = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "generation"
-        cand = repo / f"reference_{dataset}_val1000"
-        folder = cand if cand.is_dir() else None
-    if folder is not None:
-        rows = _rows(Path(folder) / PER_CRYSTAL)
+def _reference(cfg: ReportConfig, model: str | None, dataset: str | None, limit: int
+               ) -> tuple[list, str]:  # fmt: skip
+    """(data crystals, where they came from): the template crystals packed in the run's model
+    file (its training split), else ``dataset``/val from the data directory, else none."""
+    from structrepdiff.reconstruct.template_pack import checkpoint_pack, pack_structures
+
+    pack = checkpoint_pack(model) if model else None
+    if pack is not None:
+        return (pack_structures(pack, limit),
+                f"{pack['dataset']}/{pack['split']} bundled with the model, first {limit}")
+    if not dataset:
+        return [], "none (dataset unknown)"
+    try:
+        from structrepdiff.data.io import load_split
+
+        loaded = load_split(dataset, "val", cfg.data_dir, limit=limit)
+    except Exception as exc:  # no data here: the report goes on without the data side
+        log.warning("report without data: %s", exc)
+        return [], f"none ({' '.join(str(exc).split())[:120]})"
+    return loaded.structures, f"{dataset}/val, first {limit}"
+
+
+def _data_side(cfg: ReportConfig, model: str | None, dataset: str | None
+               ) -> tuple[dict, dict[str, list], str]:  # fmt: skip
+    """(data metrics, data crystal properties, where they came from): an `evaluate
+    generation` folder of data crystals (``cfg.data``) gives both; else the properties of the
+    reference crystals (`_reference`) and no metrics."""
+    if cfg.data is not None:
+        rows = _rows(Path(cfg.data) / PER_CRYSTAL)
         props = {
             "density": [float(r["density"]) for r in rows if r.get("density")],
             "n_elements": [int(r["n_elements"]) for r in rows if r.get("n_elements")],
             "n_atoms": [int(r["n_atoms"]) for r in rows if r.get("n_atoms")],
             "spacegroup": [int(r["spacegroup"]) for r in rows if r.get("spacegroup")],
         }
-        return flat_metrics(_json(Path(folder) / METRICS_FILE)), props, str(folder)
-    if not dataset:
-        return {}, {}, "none (dataset unknown)"
-    try:
-        from structrepdiff.data.io import load_split
-
-        loaded = load_split(dataset, "val", cfg.data_dir, limit=cfg.n_data)
-    except Exception as exc:  # no data here: the report goes on without the data side
-        log.warning("report without data: %s", exc)
-        return {}, {}, f"none ({' '.join(str(exc).split())[:120]})"
-    return {}, plots.crystal_properties(loaded.structures), f"{dataset}/val, first {cfg.n_data}"
+        return flat_metrics(_json(Path(cfg.data) / METRICS_FILE)), props, str(cfg.data)
+    structures, where = _reference(cfg, model, dataset, cfg.n_data)
+    return {}, plots.crystal_properties(structures) if structures else {}, where
 
 
 def _structures(run: Path, rows: list[dict[str, str]]) -> dict[str, object]:
@@ -184,26 +196,28 @@ def _structures(run: Path, rows: list[dict[str, str]]) -> dict[str, object]:
     return out
 
 
-def _pca(cfg: ReportConfig, run: Path, dataset: str | None) -> tuple[str | None, str]:
+def _pca(cfg: ReportConfig, run: Path, model: str | None, dataset: str | None
+         ) -> tuple[str | None, str]:  # fmt: skip
     """PCA of the sampled vectors against the encoded data crystals (the paper's Fig. 5)."""
     samples = run / SAMPLES
     if not samples.is_file() or not dataset:
         return None, "no samples.npz" if dataset else "dataset unknown"
+    structures, where = _reference(cfg, model, dataset, min(cfg.n_data, 500))
+    if not structures:
+        return None, f"no data crystals: {where}"
     try:
-        from structrepdiff.data.io import load_split
         from structrepdiff.features import load_features
         from structrepdiff.representation.encode import encode_structures
 
         fs = load_features(samples)
-        loaded = load_split(dataset, "val", cfg.data_dir, limit=min(cfg.n_data, 500))
-        data = encode_structures(loaded.structures, fs.rep)
-    except Exception as exc:  # no data: no PCA, and the page says why
+        data = encode_structures(structures, fs.rep)
+    except Exception as exc:  # a foreign samples file: no PCA, and the page says why
         return None, " ".join(str(exc).split())[:160]
     fig = plots.pca_plot({"data": data, "generated": fs.R}, title="PCA of R (axes fitted on data)")
     axes = plots.pca_axes(data)
     R = fs.R[np.isfinite(fs.R).all(1)]
     n_out = int(axes.outside(axes.project(R)).sum())
-    return _png(fig), (f"{len(fs.R)} sampled vectors, {len(data)} {dataset}/val crystals; axes "
+    return _png(fig), (f"{len(fs.R)} sampled vectors, {len(data)} crystals of {where}; axes "
                        "fitted on the data's non-constant features, robustly scaled; "
                        f"{n_out} sampled vectors lie beyond the data's range and are drawn at "
                        "the edge")  # fmt: skip
@@ -285,7 +299,8 @@ def build_report(cfg: ReportConfig) -> Path:
         for r in _rows(run / RELAXED_DIR / evaluation_dir("stability") / PER_CRYSTAL)
     }
     structs = _structures(run, rows)
-    data_m, data_props, data_src = _data_side(cfg, dataset)
+    model = (gen_cfg.get("sample") or {}).get("model")
+    data_m, data_props, data_src = _data_side(cfg, model, dataset)
     parts = [
         f"<h1>StructRepDiff run: {html.escape(run.name)}</h1>",
         f'<p class="note">{html.escape(str(run))} · dataset {html.escape(str(dataset))}'
@@ -331,7 +346,7 @@ def build_report(cfg: ReportConfig) -> Path:
             _png(plots.reconstruction_loss_histogram(losses, threshold=thr)), "reconstruction loss"
         )
     )
-    pca, why = _pca(cfg, run, dataset)
+    pca, why = _pca(cfg, run, model, dataset)
     parts.append(_img(pca, "PCA of R") if pca else "")
     parts.append(f'<p class="note">PCA: {html.escape(why)}</p>')
     gallery = [structs.get(r["id"]) for r in rows if structs.get(r["id"]) is not None][:12]

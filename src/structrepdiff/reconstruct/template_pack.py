@@ -92,3 +92,16 @@ def package_pack(dataset: str | None, split: str | None = None) -> dict[str, Any
     if pack is None or (split is not None and pack.get("split") != split):
         return None
     return pack
+
+
+def pack_structures(pack: dict[str, Any], limit: int | None = None) -> list:
+    """The first ``limit`` template crystals of a pack as pymatgen Structures (the reference
+    crystals of a model's report when no data directory is at hand)."""
+    from pymatgen.core import Lattice, Structure
+
+    from structrepdiff.reconstruct.templates import TemplateSet
+
+    ts = TemplateSet.load(unpack_templates(pack))
+    n = len(ts) if limit is None else min(limit, len(ts))
+    return [Structure(Lattice.from_parameters(*ts.lattice[k]), ts.numbers[k].tolist(),
+                      ts.frac[k]) for k in range(n)]  # fmt: skip
