@@ -17,10 +17,12 @@ from structrepdiff.pipeline.featurize import FeaturizeConfig
 from structrepdiff.pipeline.generate import GenerateConfig
 from structrepdiff.pipeline.sample import SampleConfig
 from structrepdiff.pipeline.train import TrainConfig
+from structrepdiff.plots import PlotConfig
 from structrepdiff.reconstruct.config import TEMPLATE_BUDGET, ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob
 from structrepdiff.relax.config import RelaxConfig
 from structrepdiff.relax.run import RelaxJob
+from structrepdiff.report import ReportConfig
 
 # command -> [(config class, {cli dest: field} for options named differently; "-": another
 # class's field of the same name, e.g. generate's --steps are Adam steps, not DDIM steps)]
@@ -44,6 +46,10 @@ CASES = {
     ("evaluate", "generation"): [(EvaluateConfig, {})],
     ("evaluate", "reconstruction"): [(EvaluateConfig, {})],
     ("evaluate", "stability"): [(StabilityConfig, {})],
+    ("report",): [(ReportConfig, {})],
+    ("plot", "gallery"): [(PlotConfig, {"limit": "gallery_limit"})],
+    ("plot", "histograms"): [(PlotConfig, {"split": "data_split"})],
+    ("plot", "recon-loss"): [(PlotConfig, {"threshold": "loss_line"})],
 }
 # options whose dataclass default is not the CLI's on purpose
 SKIP = {("generate", "batch_size"), ("generate", "seed"), ("train", "dropout"),
