@@ -142,9 +142,13 @@ def _draw_crystal(ax, structure, title: str | None) -> None:
     from ase.visualize.plot import plot_atoms
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    from structrepdiff.data.io import nonfinite_reason
+
     ax.set_axis_off()
-    if structure is None:
-        ax.text(0.5, 0.5, "no structure", ha="center", va="center", transform=ax.transAxes)
+    why = "no structure" if structure is None else nonfinite_reason(structure)
+    if why:
+        ax.text(0.5, 0.5, why.replace(" or ", "\nor "), ha="center", va="center",
+                transform=ax.transAxes, fontsize=7)  # fmt: skip
     else:
         plot_atoms(AseAtomsAdaptor.get_atoms(structure), ax, rotation="10x,-20y,0z",
                    radii=0.45, show_unit_cell=2)  # fmt: skip
@@ -178,8 +182,10 @@ def crystal_properties(structures: Sequence) -> dict[str, list]:
     from structrepdiff.evaluate.symmetry import space_group
 
     out: dict[str, list] = {"density": [], "n_elements": [], "n_atoms": [], "spacegroup": []}
+    from structrepdiff.data.io import nonfinite_reason
+
     for s in structures:
-        if s is None:
+        if s is None or nonfinite_reason(s):
             continue
         out["density"].append(density(s))
         out["n_elements"].append(n_elements(s))

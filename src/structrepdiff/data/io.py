@@ -88,8 +88,21 @@ def read_cdvae_csv(path: str | Path, limit: int | None = None) -> pd.DataFrame:
 MIN_DISTANCE = 0.5
 
 
+def nonfinite_reason(s: Structure) -> str | None:
+    """"non-finite lattice or coordinates" when a cell or coordinate entry is NaN or infinite
+    (spglib, CrystalNN and the potentials crash or hang on them), else None."""
+    try:
+        ok = np.isfinite(s.lattice.matrix).all() and np.isfinite(s.frac_coords).all()
+    except Exception:
+        ok = False
+    return None if ok else "non-finite lattice or coordinates"
+
+
 def check_structure(s: Structure, atomic_numbers: Sequence[int], n_max: int) -> str | None:
     """Reason why a structure cannot be used with this vocabulary and N_max, else None."""
+    bad = nonfinite_reason(s)
+    if bad:
+        return bad
     if not s.is_ordered:
         return "disordered sites: partial occupancies are not supported"
     outside = sorted({sp.symbol for sp in s.species if sp.Z not in set(atomic_numbers)})

@@ -25,17 +25,30 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.core import Structure
 
-from structrepdiff.data.io import cif_files_in, cif_rows, parse_cif, read_cif_text
+from structrepdiff.data.io import (
+    cif_files_in,
+    cif_rows,
+    nonfinite_reason,
+    parse_cif,
+    read_cif_text,
+)
 from structrepdiff.data.run_folder import SUMMARY
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One predicted crystal; ``structure`` is None when there is none, and ``reason`` says why."""
+    """One predicted crystal; ``structure`` is None when there is none, and ``reason`` says why.
+    A structure with a non-finite cell or coordinate is no structure (every reader goes
+    through here, so nothing downstream — spglib, CrystalNN, a potential — ever sees one)."""
 
     id: str
     structure: Structure | None
     reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.structure is not None and (why := nonfinite_reason(self.structure)):
+            object.__setattr__(self, "structure", None)
+            object.__setattr__(self, "reason", why)
 
 
 def _from_cif_file(rid: str, path: Path) -> list[Prediction]:

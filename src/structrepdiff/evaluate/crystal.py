@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pymatgen.core import Structure
 
+from structrepdiff.data.io import nonfinite_reason
 from structrepdiff.evaluate.fingerprints import composition_fingerprint, structure_fingerprint
 from structrepdiff.evaluate.structures import CompositionLike, build_structure
 from structrepdiff.evaluate.validity import composition_validity, structure_validity
@@ -51,6 +52,8 @@ def evaluate_crystal(
     not be built (``structure`` None, ``build_reason`` saying why).
     """
     missing = build_reason or "no structure"
+    if structure is not None and nonfinite_reason(structure):
+        structure, missing = None, nonfinite_reason(structure)  # never reaches spglib / CrystalNN
     if structure is None:
         struct_valid, struct_reason = False, missing
     else:

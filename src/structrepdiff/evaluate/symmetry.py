@@ -11,6 +11,7 @@ from typing import Any
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from structrepdiff.data.io import nonfinite_reason
 from structrepdiff.evaluate.result import Result, count_reasons, exception_reason, fail
 
 SYMPREC = 0.1  # Å
@@ -25,6 +26,9 @@ def space_group(
         return fail("no structure")
     if len(structure) == 0:
         return fail("no atoms")
+    bad = nonfinite_reason(structure)
+    if bad:  # spglib segfaults on NaN
+        return fail(bad)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,0 +1,80 @@
+"""Hostile input, second round (issue 29). Each test names the item it closes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+from pymatgen.core import Lattice, Structure
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nan_structures() -> list[Structure]:
+    good = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nan_xyz = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [np.nan, 0.5, 0.5]])
+    inf_cell = Structure(Lattice([[5.6, 0, 0], [0, np.inf, 0], [0, 0, 5.6]]), ["Na", "Cl"],
+                         [[0, 0, 0], [0.5, 0.5, 0.5]])  # fmt: skip
+    return [good, nan_xyz, inf_cell]
+
+
+def test_1_non_finite_crystals_are_one_reason_each_never_a_crash_in_process():
+    """Item 1 (in memory): evaluate, the gallery, the histograms' properties, featurize and the
+    relaxation precheck give a per-crystal reason for a NaN / inf crystal."""
+    import structrepdiff
+    from structrepdiff import plots
+    from structrepdiff.evaluate.symmetry import space_group
+    from structrepdiff.relax.config import RelaxConfig
+    from structrepdiff.relax.core import precheck
+
+    good, nan_xyz, inf_cell = _nan_structures()
+    assert space_group(nan_xyz).reason == "non-finite lattice or coordinates"
+    assert precheck(nan_xyz, RelaxConfig()) == "non-finite lattice or coordinates"
+    props = plots.crystal_properties([good, nan_xyz, inf_cell])
+    assert props["n_atoms"] == [2]
+    plots.crystal_gallery([good, nan_xyz])  # draws a tile with the reason
+    fs = structrepdiff.featurize([good, nan_xyz, inf_cell], dataset="mp_20", ids=["g", "n", "i"])
+    assert fs.ids == ["g"] and {s.id: s.reason for s in fs.skipped} == {
+        "n": "non-finite lattice or coordinates", "i": "non-finite lattice or coordinates"}
+    from structrepdiff.evaluate.run import as_predictions
+
+    preds = as_predictions([good, nan_xyz], None)
+    assert preds[1].structure is None and preds[1].reason == "non-finite lattice or coordinates"
+
+
+def test_1_a_nan_frame_through_the_command_line_is_a_reason_not_a_segfault(tmp_path):
+    """Item 1 (files): `evaluate generation --workers 1` and `plot gallery` on an extxyz with
+    a NaN frame finish in a subprocess (a segfault or hang would fail here, not kill pytest)."""
+    frames = [Atoms("NaCl", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[5.6] * 3,
+                    pbc=True),
+              Atoms("NaCl", positions=[[0, 0, 0], [np.nan, 2.8, 2.8]], cell=[5.6] * 3,
+                    pbc=True)]  # fmt: skip
+    path = tmp_path / "pred.extxyz"
+    write(path, frames, format="extxyz")
+    data = tmp_path / "data" / "mp_20"
+    data.mkdir(parents=True)
+    import pandas as pd
+    from pymatgen.io.cif import CifWriter
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    for split in ("test", "val"):
+        pd.DataFrame({"material_id": ["x"], "cif": [str(CifWriter(nacl))]}).to_csv(
+            data / f"{split}.csv", index=False)
+    run = [sys.executable, "-m", "structrepdiff.cli.main"]
+    cmds = [["evaluate", "generation", "--pred", str(path), "--dataset", "mp_20", "--workers",
+             "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "ev"),
+             "--no-progress"],
+            ["plot", "gallery", "--pred", str(path), "--out", str(tmp_path / "g.png")]]
+    for cmd in cmds:
+        out = subprocess.run([*run, *cmd], capture_output=True, text=True, timeout=300,
+                             cwd=ROOT)  # fmt: skip
+        assert out.returncode == 0, (cmd[:2], out.returncode, out.stderr[-1500:])
+    import json
+
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n_generated"] == 2 and m["struct_validity_pct"] == pytest.approx(50.0)
