@@ -78,3 +78,55 @@ def test_1_a_nan_frame_through_the_command_line_is_a_reason_not_a_segfault(tmp_p
 
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n_generated"] == 2 and m["struct_validity_pct"] == pytest.approx(50.0)
+
+
+def test_2_a_second_run_into_a_busy_folder_is_refused_in_one_line(tmp_path, capsys):
+    """Item 2: while one process writes into OUT, `generate`, `reconstruct` and `relax` into
+    the same OUT say who holds it and write nothing; once it is gone, the folder is free."""
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import FeatureSet, save_features
+    from structrepdiff.pipeline.checkpoint import LoadedModel
+
+    rep = LoadedModel.load("perov_5").rep
+    save_features(FeatureSet(np.zeros((1, rep.layout.dim)), ["a"], rep, [], {}), tmp_path / "x.npz")
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from structrepdiff.data.run_folder import run_lock\n"
+         f"with run_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = sorted(p.name for p in out.iterdir())
+        for args in (["generate", "--model", "perov_5", "--num", "1", "--out", str(out)],
+                     ["reconstruct", "--representations", str(tmp_path / "x.npz"), "--out",
+                      str(out)],
+                     ["relax", "--pred", str(tmp_path), "--out", str(out)]):  # fmt: skip
+            assert main(args) == 2, args[0]
+            errors = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+            assert len(errors) == 1 and f"in use by pid {holder.pid}" in errors[0], errors
+        assert sorted(p.name for p in out.iterdir()) == before  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    from structrepdiff.data.run_folder import run_lock
+
+    with run_lock(out):  # a killed holder frees the lock at once
+        pass
+
+
+def test_12_a_failed_command_leaves_no_empty_out_folder(tmp_path, capsys):
+    """Item 12: a run that fails before writing anything removes the folder it created."""
+    import numpy as np
+
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import FeatureSet, save_features
+    from structrepdiff.pipeline.checkpoint import LoadedModel
+
+    rep = LoadedModel.load("perov_5").rep
+    save_features(FeatureSet(np.zeros((1, rep.layout.dim)), ["a"], rep, [], {}), tmp_path / "x.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a template file")
+    out = tmp_path / "never"
+    assert main(["reconstruct", "--representations", str(tmp_path / "x.npz"), "--out",
+                 str(out), "--templates", str(tmp_path / "bad.npz")]) == 2  # fmt: skip
+    assert not out.exists()

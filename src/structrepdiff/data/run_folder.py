@@ -134,3 +134,65 @@ def clear_run(summary: Path, *extra: str) -> int:
     for name in (summary.name, *extra):
         (folder / name).unlink(missing_ok=True)
     return n
+
+
+LOCK = ".structrepdiff.lock"
+_HELD: dict[str, tuple[object, int]] = {}  # resolved folder -> (open lock file, depth)
+
+
+class RunFolderBusyError(FileExistsError):
+    """Another process is writing into the run folder."""
+
+
+class run_lock:  # noqa: N801 - used as a context manager, like open()
+    """Hold ``folder``'s lock while a run writes into it (``fcntl.flock`` on a lock file, so
+    a killed process frees it at once): a second run into the same folder is refused in one
+    line that names the holder (pid, command, start). Re-entrant within one process (a
+    `generate` holds it while its reconstruction takes it again). A folder the run created
+    and left empty is removed on the way out."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def __enter__(self) -> run_lock:
+        import fcntl
+        import os
+        import sys
+        import time
+
+        key = str(self.folder.resolve())
+        if key in _HELD:
+            fh, depth = _HELD[key]
+            _HELD[key] = (fh, depth + 1)
+            return self
+        self.created = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fh = open(self.folder / LOCK, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = " ".join(fh.read().split()) or "another process"
+            fh.close()
+            raise RunFolderBusyError(f"{self.folder} is in use by {holder}; wait for it to finish "
+                                "or use another `out`") from None
+        fh.seek(0)
+        fh.truncate()
+        cmd = " ".join(Path(a).name if k == 0 else a for k, a in enumerate(sys.argv))[:200]
+        fh.write(f"pid {os.getpid()} ({cmd}, since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        fh.flush()
+        _HELD[key] = (fh, 1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        key = str(self.folder.resolve())
+        fh, depth = _HELD[key]
+        if depth > 1:
+            _HELD[key] = (fh, depth - 1)
+            return
+        del _HELD[key]
+        fh.truncate(0)
+        fh.close()  # closing the file releases the flock
+        if self.created and {p.name for p in self.folder.iterdir()} <= {LOCK}:
+            (self.folder / LOCK).unlink(missing_ok=True)  # a run that wrote nothing leaves
+            self.folder.rmdir()  # no empty folder behind

@@ -19,6 +19,7 @@ from structrepdiff.data.run_folder import (
     GENERATE_CONFIG,
     GENERATED_EXTXYZ,
     RELAXED_DIR,
+    run_lock,
     summary_extxyz,
 )
 from structrepdiff.features import atomic_write
@@ -88,7 +89,12 @@ def write_extxyz(out: Path) -> int:
 def generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]:
     """Sample (once), reconstruct (resumably; on a Dask ``client``'s workers when given),
     write the extxyz, relax if asked; see the module docstring. Returns the reconstruction
-    summary and the number of crystals."""
+    summary and the number of crystals. The output folder is locked for the run."""
+    with run_lock(cfg.out):
+        return _generate(cfg, client)
+
+
+def _generate(cfg: GenerateConfig, client=None) -> tuple[ReconstructSummary, int]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(cfg)

@@ -25,6 +25,7 @@ from structrepdiff.data.run_folder import (  # noqa: F401  (re-exported)
     clear_run,
     dedupe_ids,
     read_summary,
+    run_lock,
     safe_name,
     summary_extxyz,
 )
@@ -256,7 +257,13 @@ def reconstruct_targets(
 
 def run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
     """Decode every vector, reconstruct the decodable ones in batches, write CIFs and rows;
-    with a Dask ``client`` the batches run on its workers (rows in completion order)."""
+    with a Dask ``client`` the batches run on its workers (rows in completion order). The
+    output folder is locked for the run (`run_lock`)."""
+    with run_lock(job.out):
+        return _run_reconstruction(job, client)
+
+
+def _run_reconstruction(job: ReconstructJob, client=None) -> ReconstructSummary:
     from structrepdiff.device import check_device
 
     t0 = time.perf_counter()

@@ -30,6 +30,7 @@ from structrepdiff.data.run_folder import (
     dedupe_ids,
     is_relax_output,
     read_summary,
+    run_lock,
     safe_name,
     summary_extxyz,
 )
@@ -163,7 +164,13 @@ def unique_ids(preds: list[Prediction]) -> list[Prediction]:
 
 def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
     """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv`` (over a Dask
-    ``client``'s workers, 4 crystals a task, when given; else ``job.workers`` processes)."""
+    ``client``'s workers, 4 crystals a task, when given; else ``job.workers`` processes).
+    The output folder is locked for the run (`run_lock`)."""
+    with run_lock(job.out):
+        return _run_relax(job, client)
+
+
+def _run_relax(job: RelaxJob, client=None) -> RelaxSummary:
     from structrepdiff.device import check_device
 
     t0 = time.perf_counter()
