@@ -137,3 +137,29 @@ def test_the_report_renders_in_a_headless_browser(run_dir, tmp_path):
     assert (w, h) == (1200, 2000)
     with Image.open(shot) as im:  # not a blank page: the pictures put many colours on it
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_9_the_report_links_only_files_of_the_run_and_says_what_is_wrong(run_dir, tmp_path):
+    """Issue 29 item 9: a javascript: or absolute `cif` value is shown, never linked; links
+    work from a report written elsewhere; a torn summary and an odd status are said; a missing
+    --data folder, an unknown dataset, a header-only or binary summary are one-line errors."""
+    text = (run_dir / "summary.csv").read_text()
+    text += "s4,not_converged,0.1,0,1,0.1,,javascript:alert(1)\n"
+    text += "s5,not_converge,0.1,0,1,0.1,,/etc/passwd\n"
+    (run_dir / "summary.csv").write_text(text + "s6,not_conv")  # torn last line
+    out = build_report(ReportConfig(run=run_dir, dataset="perov_5", out=tmp_path / "r" / "x.html"))
+    page = out.read_text()
+    hrefs = re.findall(r'href="([^"]+)"', page)
+    assert hrefs == [f"../gen/s{k}.cif" for k in range(3)]  # relative to the report
+    assert "javascript:alert(1)" in page and "<td>s6</td>" not in page
+    assert "torn line" in page and "unknown status" in page and "not_converge" in page
+    with pytest.raises(FileNotFoundError, match=r"holds no per_crystal\.csv"):
+        ReportConfig(run=run_dir, data=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="unknown dataset 'banana'"):
+        ReportConfig(run=run_dir, dataset="banana")
+    (run_dir / "summary.csv").write_text("id,status,loss,cif\n")
+    with pytest.raises(ValueError, match="lists no crystals"):
+        build_report(ReportConfig(run=run_dir, dataset="perov_5", force=True))
+    (run_dir / "summary.csv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match=r"summary\.csv is not a text summary"):
+        build_report(ReportConfig(run=run_dir, dataset="perov_5", force=True))

@@ -18,6 +18,7 @@ import html
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,18 @@ class ReportConfig:
     seed: int = 0
     force: bool = False
 
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.n_data < 1:
+            raise ValueError(f"`limit` must be >= 0 and `n_data` >= 1, got {self.limit} and "
+                             f"{self.n_data}")  # fmt: skip
+        if self.dataset is not None:
+            from structrepdiff.data.registry import get_dataset
+
+            get_dataset(self.dataset)  # an unknown name is a ValueError naming the known ones
+        if self.data is not None and not (Path(self.data) / PER_CRYSTAL).is_file():
+            raise FileNotFoundError(f"`data` {self.data} holds no {PER_CRYSTAL} (an `evaluate "
+                                    "generation` folder of data crystals)")  # fmt: skip
+
     def out_path(self) -> Path:
         return Path(self.out) if self.out is not None else Path(self.run) / "report.html"
 
@@ -72,8 +85,49 @@ class ReportConfig:
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path} is not a readable CSV ({type(exc).__name__})") from None
+
+
+STATUSES = ("converged", "not_converged", "rejected", "failed")
+
+
+def _summary_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """(rows of a run's summary, what was wrong with it): a torn last line (no newline: a run
+    was stopped mid-write) is left out and said; a status outside `STATUSES` is said. A
+    summary without crystals is a ValueError."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text summary (not UTF-8)") from None
+    notes = []
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        notes.append(f"{path.name} ends in a torn line (a run stopped mid-write): left out")
+    try:
+        rows = [r for r in csv.DictReader(text.splitlines()) if r.get("id")]
+    except csv.Error as exc:
+        raise ValueError(f"{path} is not a readable CSV ({exc})") from None
+    if not rows:
+        raise ValueError(f"{path} lists no crystals")
+    odd = sorted({r.get("status") or "" for r in rows} - set(STATUSES))
+    if odd:
+        notes.append(f"unknown status in {path.name}: {', '.join(map(repr, odd))}")
+    return rows, notes
+
+
+def _cif_link(run: Path, out: Path, name: str | None) -> str:
+    """A link to a crystal's CIF, relative to the report's folder: only a plain file name of
+    the run folder is linked (never a URL or a path elsewhere)."""
+    if not name:
+        return ""
+    if Path(name).name != name or ":" in name or not (run / name).is_file():
+        return html.escape(name)
+    target = os.path.relpath((run / name).absolute(), Path(out).absolute().parent)
+    return f'<a href="{html.escape(target)}">{html.escape(name)}</a>'
 
 
 def _json(path: Path) -> dict:
@@ -224,8 +278,9 @@ def _pca(cfg: ReportConfig, run: Path, model: str | None, dataset: str | None
 
 
 def _crystal_table(
-    run: Path, rows: list[dict[str, str]], structs: dict, ehull: dict, ev_rows: dict, limit: int
-) -> str:
+    run: Path, out: Path, rows: list[dict[str, str]], structs: dict, ehull: dict,
+    ev_rows: dict, limit: int,
+) -> str:  # fmt: skip
     body = []
     for k, r in enumerate(rows):
         s = structs.get(r["id"])
@@ -241,9 +296,7 @@ def _crystal_table(
 
             g = space_group(s)
             sg = g.value[1] if g.ok else ""
-        link = (
-            f'<a href="{html.escape(r["cif"])}">{html.escape(r["cif"])}</a>' if r.get("cif") else ""
-        )
+        link = _cif_link(run, out, r.get("cif"))
         formula = s.composition.reduced_formula if s is not None else ""
         body.append(
             [
@@ -283,9 +336,9 @@ def build_report(cfg: ReportConfig) -> Path:
     from structrepdiff.data.atomic import atomic_write
 
     run, out = Path(cfg.run), cfg.out_path()
-    rows = _rows(run / SUMMARY)
     if not (run / SUMMARY).is_file():
         raise FileNotFoundError(f"{run} has no summary.csv (not a generate / reconstruct run)")
+    rows, problems = _summary_rows(run / SUMMARY)
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} exists; pass `force`=True to overwrite")
     gen_cfg, metrics = (
@@ -305,6 +358,7 @@ def build_report(cfg: ReportConfig) -> Path:
         f"<h1>StructRepDiff run: {html.escape(run.name)}</h1>",
         f'<p class="note">{html.escape(str(run))} · dataset {html.escape(str(dataset))}'
         f" · {len(rows)} crystals</p>",
+        *(f'<p class="note">warning: {html.escape(p)}</p>' for p in problems),
     ]
     counts: dict[str, int] = {}
     for r in rows:
@@ -352,7 +406,8 @@ def build_report(cfg: ReportConfig) -> Path:
     gallery = [structs.get(r["id"]) for r in rows if structs.get(r["id"]) is not None][:12]
     if gallery:
         parts.append(_img(_png(plots.crystal_gallery(gallery)), "gallery", "100%"))
-    parts += ["<h2>Crystals</h2>", _crystal_table(run, rows, structs, ehull, ev_rows, cfg.limit)]
+    table = _crystal_table(run, out, rows, structs, ehull, ev_rows, cfg.limit)
+    parts += ["<h2>Crystals</h2>", table]
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(run.name)}"
         f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
