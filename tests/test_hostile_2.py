@@ -130,3 +130,38 @@ def test_12_a_failed_command_leaves_no_empty_out_folder(tmp_path, capsys):
     assert main(["reconstruct", "--representations", str(tmp_path / "x.npz"), "--out",
                  str(out), "--templates", str(tmp_path / "bad.npz")]) == 2  # fmt: skip
     assert not out.exists()
+
+
+def test_10_plots_refuse_empty_results_odd_names_and_mixed_vectors(tmp_path, capsys):
+    """Item 10: `plot --out` must be a .png (never a silent X.png beside X); an empty folder,
+    --limit 0 / -1, --n-data 0 and vectors of two representations are one-line errors
+    (exit 2), never an empty picture with exit 0."""
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import FeatureSet, save_features
+    from structrepdiff.pipeline.checkpoint import LoadedModel
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "summary.csv").write_text("id,status,loss,cif\n")
+    cases = [(["plot", "recon-loss", "--pred", str(empty), "--out", str(tmp_path / "x")],
+              "give a .png name"),
+             (["plot", "recon-loss", "--pred", str(empty), "--out", str(tmp_path / "r.png")],
+              "no reconstruction losses"),
+             (["plot", "gallery", "--pred", str(empty), "--limit", "0", "--out",
+               str(tmp_path / "g.png")], "--limit 0"),
+             (["plot", "gallery", "--pred", str(empty), "--limit", "-1", "--out",
+               str(tmp_path / "g.png")], "--limit -1"),
+             (["plot", "histograms", "--pred", str(empty), "--dataset", "perov_5", "--n-data",
+               "0", "--out", str(tmp_path / "h.png")], "--n-data 0")]  # fmt: skip
+    p5, c24 = LoadedModel.load("perov_5").rep, LoadedModel.load("carbon_24").rep
+    save_features(FeatureSet(np.zeros((3, p5.layout.dim)), ["a", "b", "c"], p5, [], {}),
+                  tmp_path / "p5.npz")  # fmt: skip
+    save_features(FeatureSet(np.zeros((3, c24.layout.dim)), ["a", "b", "c"], c24, [], {}),
+                  tmp_path / "c24.npz")  # fmt: skip
+    cases.append((["plot", "pca", "--vectors", str(tmp_path / "p5.npz"), str(tmp_path / "c24.npz"),
+                   "--out", str(tmp_path / "p.png")], "different representations"))
+    for args, said in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and said in err, (args, err)
+    assert not list(tmp_path.glob("*.png"))

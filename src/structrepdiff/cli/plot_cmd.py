@@ -71,23 +71,28 @@ def _loss_rows(model: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from structrepdiff import plots
 
+    if args.out.suffix.lower() != ".png":  # matplotlib would add .png and report the other name
+        raise ValueError(f"--out {args.out}: pictures are written as PNG; give a .png name")
     if args.out.exists() and not args.force:
         raise FileExistsError(f"{args.out} exists; pass --force to overwrite")
     if args.kind == "pca":
-        from structrepdiff.features import load_features
-
-        labels = args.labels or [v.name.split(".")[0] for v in args.vectors]
-        if len(labels) != len(args.vectors):
-            raise ValueError("--labels needs one name per --vectors file")
-        plots.pca_plot({n: load_features(v).R for n, v in zip(labels, args.vectors, strict=True)},
-                       args.out)  # fmt: skip
+        _pca(args, plots)
     elif args.kind == "gallery":
-        plots.crystal_gallery(_structures(args.pred, args.limit), path=args.out)
+        if args.limit < 1:
+            raise ValueError(f"--limit {args.limit}: draw at least one crystal")
+        structures = _structures(args.pred, args.limit)
+        if not structures:
+            raise ValueError(f"{args.pred} holds no crystals to draw")
+        plots.crystal_gallery(structures, path=args.out)
     elif args.kind == "histograms":
         from structrepdiff.data.io import load_split
 
+        if args.n_data < 1:
+            raise ValueError(f"--n-data {args.n_data}: read at least one data crystal")
         data = load_split(args.dataset, args.split, args.data_dir, limit=args.n_data)
         gen = [s for s in _structures(args.pred) if s is not None]
+        if not gen:
+            raise ValueError(f"{args.pred} holds no crystals to count")
         plots.property_histograms({"generated": plots.crystal_properties(gen),
                                    "data": plots.crystal_properties(data.structures)},
                                   args.out)  # fmt: skip
@@ -97,10 +102,27 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.model} holds no training metrics")
         plots.loss_curve(rows, args.out)
     else:
-        from structrepdiff.reconstruct.run import read_summary
+        from structrepdiff.data.run_folder import read_summary
 
-        rows = read_summary(args.pred / SUMMARY).values()
-        plots.reconstruction_loss_histogram([float(r["loss"]) for r in rows if r.get("loss")],
-                                            args.out, args.threshold)  # fmt: skip
+        rows = read_summary(args.pred / SUMMARY, repair=False).values()
+        losses = [float(r["loss"]) for r in rows if r.get("loss")]
+        if not losses:
+            raise ValueError(f"{args.pred} has no reconstruction losses (no {SUMMARY} rows "
+                             "with a loss)")  # fmt: skip
+        plots.reconstruction_loss_histogram(losses, args.out, args.threshold)
     print(f"wrote {args.out}")
     return 0
+
+
+def _pca(args: argparse.Namespace, plots) -> None:
+    from structrepdiff.features import load_features
+
+    labels = args.labels or [v.name.split(".")[0] for v in args.vectors]
+    if len(labels) != len(args.vectors):
+        raise ValueError("--labels needs one name per --vectors file")
+    sets = {n: load_features(v) for n, v in zip(labels, args.vectors, strict=True)}
+    dims = {n: fs.R.shape[1] for n, fs in sets.items()}
+    if len(set(dims.values())) > 1:
+        raise ValueError("--vectors of different representations (another dataset or preset): "
+                         + ", ".join(f"{n} has {d} features" for n, d in dims.items()))
+    plots.pca_plot({n: fs.R for n, fs in sets.items()}, args.out)

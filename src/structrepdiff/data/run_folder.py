@@ -71,14 +71,16 @@ def dedupe_ids(ids: list[str]) -> list[str]:
     return out
 
 
-def read_summary(path: Path) -> dict[str, dict[str, str]]:
-    """Rows of an existing summary.csv by id; a torn last line (no newline) is dropped."""
+def read_summary(path: Path, repair: bool = True) -> dict[str, dict[str, str]]:
+    """Rows of an existing summary.csv by id; a torn last line (no newline) is dropped, and
+    with ``repair`` (a run about to resume into the file) cut from the file too."""
     if not path.exists():
         return {}
     text = path.read_text()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        path.write_text(text)
+        if repair:
+            path.write_text(text)
     rows = list(csv.DictReader(text.splitlines()))
     return {r["id"]: r for r in rows if r.get("id")}
 
