@@ -165,3 +165,52 @@ def test_10_plots_refuse_empty_results_odd_names_and_mixed_vectors(tmp_path, cap
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and said in err, (args, err)
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_6_api_arguments_are_checked_at_the_boundary():
+    """Item 6: bad counts, seeds, formulas, ids, arrays and batch sizes are TypeError /
+    ValueError naming the argument; predict_structure(None) never samples compositions."""
+    import structrepdiff
+
+    m = structrepdiff.load_model("perov_5")
+    for bad, err, said in ((0, ValueError, "`n`"), (-1, ValueError, "`n`"),
+                           (2.5, TypeError, "`n`"), (10**9, ValueError, "in chunks")):  # fmt: skip
+        with pytest.raises(err, match=said):
+            m.generate(bad)
+    with pytest.raises(TypeError, match="`seed`"):
+        m.generate(1, seed=None)
+    with pytest.raises(TypeError, match="`formula`"):
+        m.predict_structure(None)
+    with pytest.raises(TypeError, match="`formula`"):
+        m.predict_structure(42)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        m.sample(2, batch_size=0)
+    R = m.sample(2, steps=2)
+    with pytest.raises(ValueError, match="`ids` has 3 entries for 2 rows"):
+        m.reconstruct(R, ids=["a", "b", "c"])
+    with pytest.raises(ValueError, match="`R` must be"):
+        m.reconstruct(R[:, :5])
+    from structrepdiff.reconstruct.config import ReconstructConfig
+
+    quick = ReconstructConfig(trials=1, hops=1, steps=2)
+    a = m.reconstruct(R[::-1].copy(), config=quick)
+    b = m.reconstruct(R[::-1], config=quick)  # a negative-stride view: the same crystals
+    assert [c.loss for c in a] == [c.loss for c in b]
+    assert structrepdiff.load_model("perov_5", templates="none").templates is None
+
+
+def test_7_evaluate_takes_one_crystal_and_an_atoms_without_a_cell():
+    """Item 7: `evaluate(structure)` scores one crystal (not its sites); an ase Atoms with no
+    cell is one invalid crystal with a reason, the others are still scored."""
+    from ase import Atoms
+
+    from structrepdiff.evaluate.run import as_predictions
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    preds = as_predictions(nacl)
+    assert len(preds) == 1 and preds[0].structure is not None
+    preds = as_predictions([nacl, Atoms("NaCl", positions=[[0, 0, 0], [2.8, 0, 0]])])
+    assert preds[0].structure is not None and preds[1].structure is None
+    assert preds[1].reason == "not a crystal: ase Atoms without a cell"
+    with pytest.raises(ValueError, match="`ids` has 1 entries for 2 crystals"):
+        as_predictions([nacl, nacl], ids=["a"])

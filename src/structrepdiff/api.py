@@ -77,6 +77,35 @@ class Crystal:
         return None if self.structure is None else AseAtomsAdaptor.get_atoms(self.structure)
 
 
+MAX_PER_CALL = 100_000  # vectors one call draws at once (n × D float64 in memory)
+
+
+def _count(name: str, n: Any, upper: int = MAX_PER_CALL) -> int:
+    """``n`` as a count 1..upper; TypeError / ValueError naming the argument otherwise."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer, got {type(n).__name__} {n!r}")
+    if not 1 <= int(n) <= upper:
+        raise ValueError(f"`{name}` must be in 1..{upper:,} per call, got {n}"
+                         + ("; call again in chunks" if int(n) > upper else ""))  # fmt: skip
+    return int(n)
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an integer, got {type(seed).__name__} {seed!r}")
+    return int(seed)
+
+
+def _formulas(formula: Any) -> list[str]:
+    """A formula or a non-empty sequence of formulas as strings; TypeError otherwise."""
+    items = [formula] if isinstance(formula, str) else formula
+    if not isinstance(items, (list, tuple)) or not items or not all(
+            isinstance(f, str) for f in items):  # fmt: skip
+        raise TypeError(f"`formula` must be a formula string (e.g. 'SrTiO3') or a list of "
+                        f"them, got {type(formula).__name__} {formula!r}")
+    return list(items)
+
+
 class Model:
     """A loaded model with its reconstruction settings; see `load_model`."""
 
@@ -108,6 +137,8 @@ class Model:
         """(R (n, D), choices): each sample's (group, Wyckoff pattern) from the model's prior,
         or the reason none holds its composition; choices is None when ``space_group`` is
         "off" or the model carries no prior ("auto"). A number fixes the group (1 = P1)."""
+        n, seed = _count("n", n), _seed(seed)
+        _count("batch_size", batch_size, 1 << 20)
         formulas, known = self._known(formula, n)
         return draw_vectors(self.loaded, n, "ddim", steps, seed, batch_size, False, known,
                             guidance, parse_space_group(space_group), formulas)  # fmt: skip
@@ -117,7 +148,7 @@ class Model:
         ([], None) without a formula."""
         if formula is None:
             return [], None
-        formulas = [formula] if isinstance(formula, str) else list(formula)
+        formulas = _formulas(formula)
         return formulas, composition_condition(self.loaded.rep, formulas, n)
 
     def sample(self, n: int, seed: int = SampleConfig.seed,
@@ -128,6 +159,8 @@ class Model:
         """(n, D) vectors in R units (DDIM with ``steps``); ``formula`` fixes compositions
         (cycled), ``space_group`` (one, or one per sample; 0 = open) the group a
         group-conditioned model samples in."""
+        n, seed = _count("n", n), _seed(seed)
+        _count("batch_size", batch_size, 1 << 20)
         _, known = self._known(formula, n)
         groups = None
         if space_group is not None:
@@ -143,8 +176,15 @@ class Model:
         With ``groups`` (per row a (space group, Wyckoff pattern) or a reason, as
         `sample_with_groups` gives them) each is reconstructed inside its group (on the CPU),
         else freely on the model's device (`load_model`'s ``device``)."""
-        R = np.atleast_2d(np.asarray(R, dtype=float))
-        ids = dedupe_ids(list(ids) if ids is not None else _sample_ids(len(R)))
+        R = np.ascontiguousarray(np.atleast_2d(np.asarray(R, dtype=float)))
+        if R.ndim != 2 or R.shape[1] != self.loaded.rep.layout.dim:
+            raise ValueError(f"`R` must be (n, {self.loaded.rep.layout.dim}) for this model, "
+                             f"got shape {R.shape}")  # fmt: skip
+        seed = _seed(seed)
+        _count("batch_size", batch_size, 1 << 20)
+        if ids is not None and len(ids) != len(R):
+            raise ValueError(f"`ids` has {len(ids)} entries for {len(R)} rows of `R`")
+        ids = dedupe_ids([str(i) for i in ids] if ids is not None else _sample_ids(len(R)))
         default = self.reconstruct_config if groups is None else self.symmetric_config
         cfg = replace(config or default, seed=seed)
         templates = self.templates if groups is None else self.sym_templates
@@ -184,6 +224,7 @@ class Model:
         """``n`` candidate structures for ``formula`` (e.g. "SrTiO3" or "Sr2Ti2O6": the atom
         count follows the formula as written) — crystal-structure prediction. With a prior
         the k-th candidate is built in the prior's k-th most likely group and pattern."""
+        _formulas(formula)  # None or a number is a TypeError, never random compositions
         R, groups = self.sample_with_groups(n, seed, formula, guidance, sample_steps,
                                             space_group)  # fmt: skip
         return self.reconstruct(R, seed=seed, progress=progress, groups=groups)

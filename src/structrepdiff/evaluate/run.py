@@ -401,19 +401,33 @@ def as_predictions(items: Sequence[Any], ids: Sequence[str] | None = None) -> li
     ``reason``) attributes such as generated crystals, or None (no crystal)."""
     from pymatgen.core import Structure
 
+    if isinstance(items, Structure) or hasattr(items, "get_cell") or hasattr(items, "structure"):
+        items = [items]  # one crystal, not a list of its sites
+    if ids is not None and len(ids) != len(items):
+        raise ValueError(f"`ids` has {len(ids)} entries for {len(items)} crystals")
     out = []
     for k, item in enumerate(items):
         rid = str(ids[k]) if ids is not None else getattr(item, "id", None) or str(k)
         reason = getattr(item, "reason", None)
         s = getattr(item, "structure", item)
         if s is not None and not isinstance(s, Structure) and hasattr(s, "get_cell"):
-            from pymatgen.io.ase import AseAtomsAdaptor
-
-            s = AseAtomsAdaptor.get_structure(s)
+            s, reason = _from_atoms(s)
         if s is not None and not isinstance(s, Structure):
             s, reason = None, f"not a crystal: {type(s).__name__}"
         out.append(Prediction(rid, s, None if s is not None else reason or "no structure"))
     return out
+
+
+def _from_atoms(atoms) -> tuple[Any, str | None]:
+    """(Structure, None) of an ase Atoms, or (None, why): a cell of zero volume is no crystal."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    try:
+        if abs(float(atoms.cell.volume)) < 1e-12:
+            return None, "not a crystal: ase Atoms without a cell"
+        return AseAtomsAdaptor.get_structure(atoms), None
+    except Exception as exc:
+        return None, f"not a crystal: {type(exc).__name__}: {exc}"
 
 
 def evaluate_structures(structures: Sequence[Any], dataset: str, split: str = "test", *,
@@ -426,7 +440,8 @@ def evaluate_structures(structures: Sequence[Any], dataset: str, split: str = "t
     ``novelty_split`` None: "train" when the dataset has it, else "val"; "" skips novelty."""
     cfg = EvaluateConfig(pred=Path("<in memory>"), dataset=dataset, split=split,
                          data_dir=data_dir, novelty_split=novelty_split, n_property=n_property,
-                         seed=seed, workers=workers, cache_dir=cache_dir,
+                         seed=seed, workers=workers,
+                         cache_dir=None if cache_dir is None else Path(cache_dir),
                          progress=progress)  # fmt: skip
     metrics, rows = score_generation(as_predictions(structures, ids), cfg)
     return Evaluation(metrics, rows)
