@@ -214,3 +214,24 @@ def test_7_evaluate_takes_one_crystal_and_an_atoms_without_a_cell():
     assert preds[1].reason == "not a crystal: ase Atoms without a cell"
     with pytest.raises(ValueError, match="`ids` has 1 entries for 2 crystals"):
         as_predictions([nacl, nacl], ids=["a"])
+
+
+def test_8_a_malformed_hull_is_one_line_naming_the_file(tmp_path):
+    """Item 8: wrong types, a missing key, a truncated file and a NaN chemical potential are
+    ValueErrors that name the file (never a traceback, never NaN in metrics.json)."""
+    import json
+
+    from structrepdiff.evaluate.hull import ReferenceHull
+
+    good = {"mu": {"Na": -1.0, "Cl": -1.5}, "points": [{"formula": "NaCl", "e_form": -0.5,
+            "source": "x", "id": "a"}], "provenance": {}}  # fmt: skip
+    (tmp_path / "ok.json").write_text(json.dumps(good))
+    assert ReferenceHull.load(tmp_path / "ok.json").mu == {"Na": -1.0, "Cl": -1.5}
+    cases = {"types.json": json.dumps({**good, "mu": ["Na", -1.0]}),
+             "key.json": json.dumps({k: v for k, v in good.items() if k != "points"}),
+             "torn.json": json.dumps(good)[:40],
+             "nan.json": json.dumps({**good, "mu": {"Na": float("nan"), "Cl": -1.5}})}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"{name} is not a reference hull"):
+            ReferenceHull.load(tmp_path / name)

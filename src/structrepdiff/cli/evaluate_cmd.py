@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from structrepdiff.cli import codes
 from structrepdiff.data.run_folder import METRICS, RELAXED_DIR, evaluation_dir
 from structrepdiff.evaluate.run import EvaluateConfig
 from structrepdiff.evaluate.stability import StabilityConfig
@@ -100,6 +102,9 @@ def run_stability(args: argparse.Namespace) -> int:
           f"{m['stable_pct']:.1f} % (strict {m['strict_stable_pct']:.1f} %), S.U.N. "
           f"{m['sun_pct']:.1f} % (strict {m['sun_strict_pct']:.1f} %), mean E_hull {mean} "
           f"eV/atom -> {cfg.out_dir()}")  # fmt: skip
+    if not m["n_with_e_hull"]:  # every crystal rejected or unrelaxed: nothing was scored
+        print(f"no crystal could be scored (reasons: {m['reasons']})", file=sys.stderr)
+        return codes.NOTHING
     return 0
 
 

@@ -17,6 +17,7 @@ exception. This module imports no model code.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,11 +110,18 @@ class ReferenceHull:
         try:
             raw = Path(path).read_bytes()
             data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-            return cls(data["mu"], [HullPoint(**p) for p in data["points"]], data["provenance"])
+            mu = {str(k): float(v) for k, v in data["mu"].items()}
+            points = [HullPoint(**p) for p in data["points"]]
+            bad = [k for k, v in mu.items() if not math.isfinite(v)]
+            bad += [p.formula for p in points if not math.isfinite(float(p.e_form))]
+            if bad:
+                raise ValueError(f"non-finite energies for {', '.join(bad[:5])}")
+            return cls(mu, points, dict(data["provenance"]))
         except FileNotFoundError:
             raise FileNotFoundError(f"reference hull {path} does not exist") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not a reference hull ({type(exc).__name__})") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+            raise ValueError(f"{path} is not a reference hull ({why})") from None
 
 
 def elemental_mu(entries: Iterable[tuple[Composition, float]]) -> dict[str, float]:
