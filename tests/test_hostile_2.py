@@ -235,3 +235,31 @@ def test_8_a_malformed_hull_is_one_line_naming_the_file(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=f"{name} is not a reference hull"):
             ReferenceHull.load(tmp_path / name)
+
+
+def test_4_a_resume_spelled_another_way_is_the_same_run_and_a_change_is_named(
+    tmp_path, capsys, monkeypatch
+):
+    """Item 4: the same vectors given by a relative path, an absolute one or a symlink resume
+    the run; a real change is refused naming the setting with both values and what `--force`
+    would delete."""
+    import os
+
+    import structrepdiff
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import save_features
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    fs = structrepdiff.featurize([nacl], dataset="mp_20", ids=["nacl"])
+    save_features(fs, tmp_path / "v.npz")
+    os.symlink(tmp_path / "v.npz", tmp_path / "link.npz")
+    monkeypatch.chdir(tmp_path)
+    base = ["reconstruct", "--out", "out", "--steps", "20", "--no-progress"]
+    assert main([*base, "--representations", "v.npz"]) == 0
+    for spelled in (str(tmp_path / "v.npz"), "link.npz", "./v.npz"):
+        assert main([*base, "--representations", spelled]) == 0
+        assert "(1 already done before this run)" in capsys.readouterr().out
+    assert main(["reconstruct", "--out", str(tmp_path / "out"), "--steps", "5",
+                 "--representations", "v.npz"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "config.steps: 20 then, 5 now" in err and "delete its 1 finished crystals" in err

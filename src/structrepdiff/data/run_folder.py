@@ -198,3 +198,41 @@ class run_lock:  # noqa: N801 - used as a context manager, like open()
         if self.created and {p.name for p in self.folder.iterdir()} <= {LOCK}:
             (self.folder / LOCK).unlink(missing_ok=True)  # a run that wrote nothing leaves
             self.folder.rmdir()  # no empty folder behind
+
+
+def same_path(value: str | Path | None) -> str | None:
+    """A path as run settings record it: resolved (symlinks followed, made absolute), so a
+    resume with the same file spelled another way is the same run. None stays None."""
+    return None if value is None else str(Path(value).expanduser().resolve())
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resume(folder: Path, config_file: str, settings: dict, what: str = "a run") -> None:
+    """Refuse to resume into ``folder`` when its ``config_file`` records other settings: one
+    line naming every differing setting with both values, and saying what `force` deletes."""
+    import json
+
+    path = Path(folder) / config_file
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        saved = {}
+    a, b = _flat(saved), _flat(json.loads(json.dumps(settings, default=str)))
+    diff = [f"{k}: {a.get(k)!r} then, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]  # fmt: skip
+    if diff:
+        done = len(read_summary(Path(folder) / SUMMARY, repair=False))
+        raise FileExistsError(f"{folder} holds {what} with other settings ({'; '.join(diff)}); "
+                              f"use another `out`, or `force`=True to delete its {done} "
+                              "finished crystals and start over")  # fmt: skip

@@ -15,18 +15,21 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from structrepdiff.bundled import BUNDLED
 from structrepdiff.data.run_folder import (
     GENERATE_CONFIG,
     GENERATED_EXTXYZ,
     RELAXED_DIR,
+    check_resume,
     run_lock,
+    same_path,
     summary_extxyz,
 )
 from structrepdiff.features import atomic_write
 from structrepdiff.pipeline.sample import SampleConfig, sample
 from structrepdiff.reconstruct.config import JOB_BATCH_SIZE, ReconstructConfig
 from structrepdiff.reconstruct.run import ReconstructJob, ReconstructSummary, run_reconstruction
-from structrepdiff.reconstruct.starts import TEMPLATES_DEFAULT, starts_for
+from structrepdiff.reconstruct.starts import CHOICES, TEMPLATES_DEFAULT, starts_for
 from structrepdiff.relax.config import RelaxConfig
 
 
@@ -62,15 +65,19 @@ class GenerateConfig:
         skip = {"force", "progress", "out"} | ({"relax", "relax_workers"} if self.relax is None
                                                  else set())  # fmt: skip
         kept = {k: v for k, v in d.items() if k not in skip}
+        smp = kept["sample"]  # paths resolved, so a resume spelled another way is the same run
+        if not (str(smp["model"]) in BUNDLED and not Path(smp["model"]).is_file()):
+            smp["model"] = same_path(smp["model"])
+        smp["composition_from"] = same_path(smp["composition_from"])
+        if kept["templates"] is not None and str(kept["templates"]) not in CHOICES:
+            kept["templates"] = same_path(kept["templates"])
         return json.loads(json.dumps(kept, default=str))  # Paths as strings, as in the file
 
 
 def check_settings(cfg: GenerateConfig) -> None:
     """Refuse an --out that holds a run with other settings (unless --force)."""
-    path = Path(cfg.out) / GENERATE_CONFIG
-    if path.exists() and not cfg.force and json.loads(path.read_text()) != cfg.settings():
-        raise FileExistsError(f"{cfg.out} holds a run with other settings ({path}); "
-                              "use another `out` or `force`=True to start over")  # fmt: skip
+    if not cfg.force:
+        check_resume(Path(cfg.out), GENERATE_CONFIG, cfg.settings())
 
 
 def save_settings(cfg: GenerateConfig) -> None:

@@ -22,11 +22,13 @@ from structrepdiff.data.run_folder import (  # noqa: F401  (re-exported)
     RECONSTRUCT_FIELDS,
     SUMMARY,
     SummaryWriter,
+    check_resume,
     clear_run,
     dedupe_ids,
     read_summary,
     run_lock,
     safe_name,
+    same_path,
     summary_extxyz,
 )
 from structrepdiff.features import atomic_write, load_features
@@ -74,16 +76,13 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
     cfg_path, summary = out / RECONSTRUCT_CONFIG, out / SUMMARY
     settings = {
         "config": job.config.to_dict(),
-        "representations": str(job.representations),
-        "templates": None if job.templates is None else str(job.templates),
+        "representations": same_path(job.representations),
+        "templates": same_path(job.templates),
     }
     if job.force:
         clear_run(summary, GENERATED_EXTXYZ)
-    elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
-        raise FileExistsError(
-            f"{out} holds a run with other settings ({cfg_path}); "
-            "use another `out` or `force`=True to start over"
-        )
+    else:
+        check_resume(out, RECONSTRUCT_CONFIG, settings)
     atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
     return read_summary(summary)
 

@@ -26,12 +26,14 @@ from structrepdiff.data.run_folder import (
     RELAXED_EXTXYZ,
     SUMMARY,
     SummaryWriter,
+    check_resume,
     clear_run,
     dedupe_ids,
     is_relax_output,
     read_summary,
     run_lock,
     safe_name,
+    same_path,
     summary_extxyz,
 )
 from structrepdiff.relax.config import RelaxConfig
@@ -93,13 +95,12 @@ def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path, summary = out / RELAX_CONFIG, out / SUMMARY
-    settings = {"config": job.config.to_dict(), "pred": str(job.pred),
+    settings = {"config": job.config.to_dict(), "pred": same_path(job.pred),
                 "potential_version": potential_version(job.config.potential)}  # fmt: skip
     if job.force:
         clear_run(summary, RELAXED_EXTXYZ)
-    elif cfg_path.exists() and json.loads(cfg_path.read_text()) != settings:
-        raise FileExistsError(f"{out} holds a relaxation with other settings ({cfg_path}); "
-                              "use another `out` or `force`=True to start over")  # fmt: skip
+    else:
+        check_resume(out, RELAX_CONFIG, settings, "a relaxation")
     atomic_write(cfg_path, lambda p: p.write_text(json.dumps(settings, indent=2)), force=True)
     return read_summary(summary)
 
