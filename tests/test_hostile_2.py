@@ -263,3 +263,37 @@ def test_4_a_resume_spelled_another_way_is_the_same_run_and_a_change_is_named(
                  "--representations", "v.npz"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "config.steps: 20 then, 5 now" in err and "delete its 1 finished crystals" in err
+
+
+def test_3_and_5_scheduler_addresses_that_are_not_dask_and_too_many_workers(
+    tmp_path, capsys, monkeypatch
+):
+    """Items 3 and 5: a service that is not a Dask scheduler (a port that never answers) is one
+    line naming the address within the handshake bound; local:N above the machine is refused
+    in one line naming the limit."""
+    pytest.importorskip("distributed")
+    import socket
+    import threading
+
+    import structrepdiff.cluster as cluster
+    from structrepdiff.cli.main import main
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
+    server = socket.socket()  # accepts and then says nothing, as a web dashboard waits for
+    server.bind(("127.0.0.1", 0))  # a request line: Dask's own timeout never fires there
+    server.listen()
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(8)),
+                     daemon=True).start()  # fmt: skip
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        for spec, said in ((address, f"`scheduler` {address}"),
+                           ("local:999", "at most")):  # fmt: skip
+            with pytest.raises((OSError, ValueError), match=said), cluster.open_client(spec):
+                pass
+        assert main(["evaluate", "generation", "--pred", str(tmp_path), "--dataset", "mp_20",
+                     "--scheduler", "local:999"]) == 2  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--scheduler local:999" in err, err
+    finally:
+        server.close()

@@ -53,6 +53,10 @@ def open_client(spec: str | None) -> Iterator[Any]:
         n = spec.split(":", 1)[1]
         if not n.isdigit() or int(n) < 1:
             raise ValueError(f"`scheduler` local:N needs N >= 1, got {spec!r}")
+        most = max_local_workers()
+        if int(n) > most:
+            raise ValueError(f"`scheduler` {spec}: this machine runs at most {most} local "
+                             "workers (one per core, about 2 GB of memory each)")  # fmt: skip
         import dask
 
         # Local workers start without Dask's statistical profiler (it samples every 10 ms
@@ -65,7 +69,7 @@ def open_client(spec: str | None) -> Iterator[Any]:
             cluster = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
                                                processes=True, dashboard_address=":0",
                                                silence_logs=40)  # fmt: skip
-    client = distributed.Client(cluster if cluster is not None else spec)
+    client = _connect(distributed, cluster if cluster is not None else spec)
     token = _CURRENT.set(client)
     try:
         yield client
@@ -74,6 +78,49 @@ def open_client(spec: str | None) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+WORKER_MEMORY_GB = 2.0  # what one local worker (a descriptor or a potential) may need
+CONNECT_TIMEOUT_S = 30  # a scheduler that has not answered by then is not one
+
+
+def max_local_workers() -> int:
+    """Local workers this machine holds: one per core, and ``WORKER_MEMORY_GB`` each."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        mem_gb = WORKER_MEMORY_GB * (cores or 1)
+    return max(1, min(cores or 1, int(mem_gb // WORKER_MEMORY_GB)))
+
+
+def _connect(distributed, target):
+    """A client of ``target`` (a cluster or an address), or one line naming the address when
+    it is not a Dask scheduler or does not answer within ``CONNECT_TIMEOUT_S``."""
+    if not isinstance(target, str):
+        return distributed.Client(target)
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue()
+
+    def connect() -> None:  # Dask's own timeout does not bound the handshake with a server
+        try:  # that waits for us to speak first (an HTTP port), so a thread with a deadline
+            box.put(distributed.Client(target, timeout=CONNECT_TIMEOUT_S))
+        except BaseException as exc:  # handed to the caller as one line
+            box.put(exc)
+
+    threading.Thread(target=connect, daemon=True).start()
+    try:
+        got = box.get(timeout=CONNECT_TIMEOUT_S + 5)
+    except queue.Empty:
+        got = TimeoutError(f"no Dask handshake within {CONNECT_TIMEOUT_S} s")
+    if isinstance(got, BaseException):
+        why = " ".join(f"{type(got).__name__}: {got}".split())[:160]
+        raise OSError(f"`scheduler` {target} is not a Dask scheduler that answers ({why})")
+    return got
 
 
 @functools.cache
