@@ -297,3 +297,23 @@ def test_3_and_5_scheduler_addresses_that_are_not_dask_and_too_many_workers(
         assert err.count("\n") == 0 and "--scheduler local:999" in err, err
     finally:
         server.close()
+
+
+def test_11_the_batch_size_is_part_of_a_runs_settings(tmp_path, capsys):
+    """Item 11: results depend slightly on the batch a crystal shares, so the batch size is
+    recorded with the run and a resume with another one is refused by name."""
+    import json
+
+    import structrepdiff
+    from structrepdiff.cli.main import main
+    from structrepdiff.features import save_features
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    save_features(structrepdiff.featurize([nacl], dataset="mp_20", ids=["x"]), tmp_path / "v.npz")
+    base = ["reconstruct", "--representations", str(tmp_path / "v.npz"), "--out",
+            str(tmp_path / "o"), "--steps", "5", "--no-progress"]  # fmt: skip
+    assert main([*base, "--batch-size", "4"]) == 0
+    saved = json.loads((tmp_path / "o" / "reconstruct_config.json").read_text())
+    assert saved["batch_size"] == 4
+    assert main([*base, "--batch-size", "8"]) == 2
+    assert "batch_size: 4 then, 8 now" in capsys.readouterr().err

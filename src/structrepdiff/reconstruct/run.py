@@ -78,6 +78,9 @@ def _prepare_out(job: ReconstructJob) -> dict[str, dict[str, str]]:
         "config": job.config.to_dict(),
         "representations": same_path(job.representations),
         "templates": same_path(job.templates),
+        # a crystal's result depends (to ~1e-3 in the loss) on the batch it shares: float32
+        # reductions over the batch. Recorded, so that a reproduction uses the same batches.
+        "batch_size": job.batch_size,
     }
     if job.force:
         clear_run(summary, GENERATED_EXTXYZ)
