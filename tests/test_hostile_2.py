@@ -317,3 +317,22 @@ def test_11_the_batch_size_is_part_of_a_runs_settings(tmp_path, capsys):
     assert saved["batch_size"] == 4
     assert main([*base, "--batch-size", "8"]) == 2
     assert "batch_size: 4 then, 8 now" in capsys.readouterr().err
+
+
+def test_12_an_interrupted_command_says_saved_only_when_something_was(tmp_path, capsys,
+                                                                      monkeypatch):
+    """Item 12: "finished work is saved in OUT" only when OUT holds something."""
+    from structrepdiff.cli import main as cli_main
+    from structrepdiff.cli import reconstruct_cmd
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reconstruct_cmd, "run", interrupt)
+    args = ["reconstruct", "--representations", "x.npz", "--out", str(tmp_path / "o")]
+    assert cli_main.main(args) == 130
+    assert "interrupted before anything was written" in capsys.readouterr().err
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "summary.csv").write_text("id,status\n")
+    assert cli_main.main(args) == 130
+    assert "finished work is saved in" in capsys.readouterr().err

@@ -90,9 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
-        where = f" in {out}" if out else ""
-        print(f"interrupted: finished work is saved{where}; the same command resumes it",
-              file=sys.stderr)  # fmt: skip
+        from pathlib import Path
+
+        o = Path(out) if out else None
+        if o is not None and o.exists() and (o.is_file() or any(
+                p.name != ".structrepdiff.lock" for p in o.iterdir())):  # fmt: skip
+            print(f"interrupted: finished work is saved in {out}; the same command resumes it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("interrupted before anything was written", file=sys.stderr)
         return codes.INTERRUPTED
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         return _error(exc, codes.INPUT)
