@@ -56,7 +56,8 @@ def main() -> None:
             rows[name] = {r["id"]: (r["status"], r["loss"]) for r in csv.DictReader(fh)}
         print(name, seconds[name], flush=True)
     first = next(iter(VARIANTS))
-    result = {"dataset": a.dataset, "vectors": f"{a.num} samples of models/{a.dataset}.pt, seed 0",
+    result = {"dataset": a.dataset,
+              "vectors": f"{a.num} samples of the bundled {a.dataset} model, seed 0",
               "seconds": seconds, "speedup_vs_1_thread": {k: round(seconds[first] / v, 2)
                                                           for k, v in seconds.items()},
               "same_crystals_as_1_thread": {k: rows[k] == rows[first] for k in rows},

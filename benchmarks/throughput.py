@@ -52,7 +52,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/throughput"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
     a = ap.parse_args()
-    model = Path("models") / f"{a.dataset}.pt"
+    from structrepdiff.bundled import model_path
+
+    model = model_path(a.dataset)
     path = a.out / f"{a.dataset}.json"
     res = json.loads(path.read_text()) if path.exists() else {
         "dataset": a.dataset, "num": a.num, "model": str(model), "scheduler": a.scheduler,

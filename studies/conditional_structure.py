@@ -152,7 +152,7 @@ def main() -> None:
                                "seconds": time.perf_counter() - t0}  # fmt: skip
         result["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                           "model": str(a.model), "uncond": str(a.uncond or
-                          f"models/{a.dataset}.pt"), "seed": a.seed, "split": "test "
+                          f"bundled {a.dataset}"), "seed": a.seed, "split": "test "
                           "compositions, models trained on val", "templates": "val",
                           "reconstruction": rcfg.to_dict(),
                           "machine": "2 vCPU, 1 torch thread"}  # fmt: skip

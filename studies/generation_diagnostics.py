@@ -161,7 +161,7 @@ def main() -> None:
         result["rows"][row] = {**score_run_folder(work, clean, rcfg.threshold), **extra,
                                "seconds": time.perf_counter() - t0}  # fmt: skip
         result["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                          "model": str(a.model or f"models/{a.dataset}.pt"), "seed": a.seed,
+                          "model": str(a.model or f"bundled {a.dataset}"), "seed": a.seed,
                           "reconstruction": rcfg.to_dict(), "templates": "val",
                           "machine": "2 vCPU, 1 torch thread"}  # fmt: skip
         a.out.mkdir(parents=True, exist_ok=True)

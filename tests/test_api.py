@@ -67,7 +67,8 @@ def test_the_api_gives_the_cli_crystals_for_the_same_seed(tiny_env, tmp_path, sp
     out = tmp_path / "gen"
     free = space_group == "off"
     extra = ["--templates", str(tpl), "--trials", "4", "--hops", "1", "--steps", "300"]
-    assert main(["generate", "--model", str(ROOT / "models" / "perov_5.pt"), "--num", "3",
+    bundled = ROOT / "src" / "structrepdiff" / "models" / "perov_5.pt"
+    assert main(["generate", "--model", str(bundled), "--num", "3",
                  "--out", str(out), "--seed", "3", "--no-progress", "--space-group",
                  space_group, *(extra if free else [])]) == 0  # fmt: skip
     with open(out / "summary.csv", newline="") as fh:

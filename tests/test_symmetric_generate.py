@@ -148,7 +148,11 @@ def test_a_group_that_cannot_be_used_is_one_line(model_with_prior, tmp_path, cap
 
 
 def test_a_model_without_a_prior_refuses_a_fixed_group(tmp_path, capsys):
-    args = ["sample", "--model", "carbon_24", "--num", "1", "--out",
+    ckpt = torch.load(model_path("perov_5"), weights_only=True)
+    for key in ("space_group_prior", "space_group_prior_generation"):
+        ckpt.pop(key, None)
+    torch.save(ckpt, tmp_path / "no_prior.pt")
+    args = ["sample", "--model", str(tmp_path / "no_prior.pt"), "--num", "1", "--out",
             str(tmp_path / "s.npz"), "--space-group", "191", "--no-progress"]  # fmt: skip
     assert main(args) == 2
     assert "carries no space-group prior" in _one_line(capsys)

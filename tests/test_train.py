@@ -232,11 +232,13 @@ def test_export_samples_like_the_original_and_cannot_resume(tmp_path, features) 
 def test_bundled_models_load_and_decode(dataset: str) -> None:
     from pathlib import Path
 
+    from structrepdiff.bundled import model_path
     from structrepdiff.data.registry import get_dataset
     from structrepdiff.pipeline.sample import sample_vectors
     from structrepdiff.representation.decode import decode
 
-    path = Path(__file__).resolve().parents[1] / "models" / f"{dataset}.pt"
+    path = model_path(dataset)
+    assert path.parent == Path(__file__).resolve().parents[1] / "src" / "structrepdiff" / "models"
     model = LoadedModel.load(path)  # weights_only load of the committed file
     assert model.ckpt["exported"]["dtype"] == "float16"
     assert model.ckpt["train"]["config"]["split"] == "val"
