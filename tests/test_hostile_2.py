@@ -331,7 +331,7 @@ def test_12_an_interrupted_command_says_saved_only_when_something_was(tmp_path, 
     monkeypatch.setattr(reconstruct_cmd, "run", interrupt)
     args = ["reconstruct", "--representations", "x.npz", "--out", str(tmp_path / "o")]
     assert cli_main.main(args) == 130
-    assert "interrupted before anything was written" in capsys.readouterr().err
+    assert "interrupted: nothing was written yet" in capsys.readouterr().err
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "summary.csv").write_text("id,status\n")
     assert cli_main.main(args) == 130

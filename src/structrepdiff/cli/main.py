@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"interrupted: finished work is saved in {out}; the same command resumes it",
                   file=sys.stderr)  # fmt: skip
         else:
-            print("interrupted before anything was written", file=sys.stderr)
+            print("interrupted: nothing was written yet", file=sys.stderr)
         return codes.INTERRUPTED
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         return _error(exc, codes.INPUT)
