@@ -92,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = getattr(args, "out", None)
         from pathlib import Path
 
+        from structrepdiff.data.run_folder import LOCK
+
         o = Path(out) if out else None
         if o is not None and o.exists() and (o.is_file() or any(
-                p.name != ".structrepdiff.lock" for p in o.iterdir())):  # fmt: skip
+                p.name != LOCK for p in o.iterdir())):  # fmt: skip
             print(f"interrupted: finished work is saved in {out}; the same command resumes it",
                   file=sys.stderr)  # fmt: skip
         else:

@@ -32,6 +32,7 @@ def evaluation_dir(mode: str) -> str:
     """The folder `evaluate MODE` writes beside its input by default."""
     return f"evaluation_{mode}"
 
+
 RECONSTRUCT_FIELDS = ("id", "status", "loss", "converged", "steps", "seconds", "reason", "cif",
                       "space_group")  # fmt: skip
 RELAX_FIELDS = ("id", "status", "energy_before", "energy_after", "steps", "converged", "rmsd",

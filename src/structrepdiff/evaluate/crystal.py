@@ -52,8 +52,8 @@ def evaluate_crystal(
     not be built (``structure`` None, ``build_reason`` saying why).
     """
     missing = build_reason or "no structure"
-    if structure is not None and nonfinite_reason(structure):
-        structure, missing = None, nonfinite_reason(structure)  # never reaches spglib / CrystalNN
+    if structure is not None and (bad := nonfinite_reason(structure)):
+        structure, missing = None, bad  # never reaches spglib / CrystalNN
     if structure is None:
         struct_valid, struct_reason = False, missing
     else:

@@ -42,8 +42,8 @@ def precheck(structure: Structure, config: RelaxConfig) -> str:
     """Why ``structure`` cannot be relaxed with ``config`` ("" when it can)."""
     from structrepdiff.data.io import nonfinite_reason
 
-    if nonfinite_reason(structure):
-        return nonfinite_reason(structure)
+    if bad := nonfinite_reason(structure):
+        return bad
     bad = sorted({sp.symbol for sp in structure.species if MAX_Z[config.potential] < sp.Z})
     if bad:
         return f"element {', '.join(bad)} outside {config.potential}'s range"
