@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from structrepdiff.cli import codes
-from structrepdiff.relax.config import POTENTIALS, RelaxConfig
+from structrepdiff.relax.config import DRIVERS, POTENTIALS, RelaxConfig
 from structrepdiff.relax.run import RelaxJob
 
 _D = RelaxConfig()
@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "relax",
         help="relax crystals with a universal machine-learned potential",
-        description="FIRE on positions and cell (ASE FrechetCellFilter) with CHGNet or "
-        "SevenNet-0. Reads any predictions `evaluate` reads; writes relaxed CIFs, "
+        description="FIRE on positions and cell (the Fréchet cell filter), many crystals per "
+        "potential call, with CHGNet or SevenNet-0. Reads any predictions `evaluate` reads; writes relaxed CIFs, "
         "relaxed.extxyz and summary.csv (energies before/after in eV/atom, steps, RMSD, "
         "reason) to --out, row by row; rerunning resumes.",
     )
@@ -55,6 +55,10 @@ def add_relax_options(p: argparse.ArgumentParser, *device_flags: str) -> None:
                    "the free stage gets the rest of --relax-steps")  # fmt: skip
     p.add_argument("--relax-symprec", type=float, default=_D.symprec,
                    help="tolerance (Å) of the symmetry the first stage keeps")  # fmt: skip
+    p.add_argument("--relax-batch", type=int, default=_D.batch_size,
+                   help="crystals relaxed together, one potential call per step")  # fmt: skip
+    p.add_argument("--relax-driver", choices=DRIVERS, default=_D.driver,
+                   help="batched FIRE, or ASE's FIRE one crystal at a time (the reference)")
     p.add_argument(*device_flags, "--relax-device", dest="relax_device",
                    help=f"torch device of the potential (default: --device where the command "
                    f"has one, else {_D.device})")  # fmt: skip
@@ -65,7 +69,8 @@ def relax_config(args: argparse.Namespace) -> RelaxConfig:
     return RelaxConfig(potential=args.potential, fmax=args.fmax, max_steps=args.relax_steps,
                        min_distance=args.min_distance, device=device,
                        symmetric_steps=args.symmetric_steps,
-                       symprec=args.relax_symprec)  # fmt: skip
+                       symprec=args.relax_symprec, batch_size=args.relax_batch,
+                       driver=args.relax_driver)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

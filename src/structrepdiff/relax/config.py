@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 POTENTIALS = ("chgnet", "sevennet")
+DRIVERS = ("batched", "ase")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,12 @@ class RelaxConfig:
         symmetric_steps: FIRE steps of a first stage that keeps the space group found at
             ``symprec`` (ASE's ``FixSymmetry`` on positions and cell); the free stage then
             has the rest of ``max_steps``. 0: one free stage only.
-        symprec: tolerance (Å) of the symmetry kept by the first stage.
+        symprec: tolerance (Å) of the symmetry kept by the first stage; the crystal is first
+            made exactly symmetric at it (ASE's ``refine_symmetry``).
+        batch_size: crystals relaxed together, one potential call per FIRE step for all of
+            them (``driver`` "batched"); a crystal leaves when done and the next one joins.
+        driver: "batched" (`relax.batched`, many crystals per step) or "ase" (ASE's FIRE and
+            FrechetCellFilter one crystal at a time, the reference it is tested against).
     """
 
     potential: str = "chgnet"
@@ -37,6 +43,8 @@ class RelaxConfig:
     device: str = "cpu"
     symmetric_steps: int = 0
     symprec: float = 0.01
+    batch_size: int = 16
+    driver: str = "batched"
 
     def __post_init__(self) -> None:
         if self.potential not in POTENTIALS:
@@ -46,6 +54,10 @@ class RelaxConfig:
             raise ValueError("fmax must be positive, max_steps and min_distance non-negative")
         if not 0 <= self.symmetric_steps <= self.max_steps or self.symprec <= 0:
             raise ValueError("symmetric_steps must be in 0..max_steps and symprec positive")
+        if self.driver not in DRIVERS:
+            raise ValueError(f"driver must be one of {', '.join(DRIVERS)}, not {self.driver!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         if self.max_volume_ratio <= 1:
             raise ValueError("max_volume_ratio must be above 1")
 

@@ -89,6 +89,7 @@ def relax_structure(structure: Structure, calculator, config: RelaxConfig | None
         return RelaxResult("rejected", None, reason=why)
     n = len(structure)
     atoms = AseAtomsAdaptor.get_atoms(structure)
+    notes = _refine(atoms, config)
     atoms.calc = calculator
     try:
         e0 = corrected_energy(config.potential, structure, float(atoms.get_potential_energy())) / n
@@ -106,7 +107,17 @@ def relax_structure(structure: Structure, calculator, config: RelaxConfig | None
         return RelaxResult("diverged", None, e0, e1, steps, reason=div)
     return RelaxResult("converged" if converged else "not_converged", relaxed, e0, e1, steps,
                        displacement_rmsd(structure, relaxed), relaxed.volume / structure.volume,
-                       symmetric=sym, symmetric_steps=sym_steps)  # fmt: skip
+                       notes, symmetric=sym, symmetric_steps=sym_steps)  # fmt: skip
+
+
+def _refine(atoms, config: RelaxConfig) -> str:
+    """Make ``atoms`` exactly symmetric at ``config.symprec`` before a symmetric stage (ASE's
+    ``refine_symmetry``); "" or why it could not."""
+    if not config.symmetric_steps:
+        return ""
+    from structrepdiff.relax.symmetrize import refine_and_ops
+
+    return refine_and_ops(atoms, config.symprec)[1]
 
 
 def _symmetric_stage(atoms, config: RelaxConfig) -> tuple[Structure | None, int]:

@@ -66,3 +66,115 @@ def corrected_energy(name: str, structure, energy: float) -> float:
     entry = ComputedStructureEntry(structure, energy, parameters={"run_type": "GGA"})
     out = MaterialsProject2020Compatibility(check_potcar=False).process_entry(entry)
     return energy if out is None else out.energy
+
+
+GPA = 1 / 160.21766208  # eV/Å³ per GPa (ase.units.GPa)
+
+
+def _crystals(positions, cells, numbers, batch) -> list:
+    """Per-crystal (numbers (n,), positions (n, 3), cell (3, 3)) numpy triples."""
+    import numpy as np
+
+    pos, cell, num, bat = (t.detach().cpu().numpy() for t in (positions, cells, numbers, batch))
+    bounds = np.searchsorted(bat, np.arange(len(cell) + 1))
+    return [(num[a:b], pos[a:b], cell[k]) for k, (a, b) in enumerate(zip(bounds[:-1],
+                                                                        bounds[1:]))]  # fmt: skip
+
+
+class BatchPotential:
+    """Energies (B,) eV, forces (N, 3) eV/Å and stresses (B, 3, 3) eV/Å³ (ASE's sign) of B
+    crystals in the batched layout, float64, with a per-crystal reason ("" when fine); a
+    crystal whose evaluation failed gets NaN values and its reason, the others are unaffected.
+
+    This base class evaluates crystal by crystal with an ASE calculator (SevenNet-0, or any
+    ASE calculator); `CHGNetBatch` sends the whole batch through CHGNet's batched graph path.
+    """
+
+    def __init__(self, calculator, name: str = "calculator") -> None:
+        self.calculator, self.name = calculator, name
+
+    def __call__(self, positions, cells, numbers, batch):
+        import torch
+
+        b, n = cells.shape[0], positions.shape[0]
+        energy = torch.full((b,), float("nan"), dtype=torch.float64)
+        forces = torch.full((n, 3), float("nan"), dtype=torch.float64)
+        stress = torch.full((b, 3, 3), float("nan"), dtype=torch.float64)
+        reasons, a = [""] * b, 0
+        counts = torch.bincount(batch, minlength=b).tolist()
+        for k, one in enumerate(self.evaluate_each(_crystals(positions, cells, numbers, batch))):
+            m = counts[k]
+            if isinstance(one, str):
+                reasons[k] = one
+            else:
+                energy[k] = one[0]
+                forces[a : a + m] = torch.as_tensor(one[1], dtype=torch.float64)
+                stress[k] = torch.as_tensor(one[2], dtype=torch.float64)
+            a += m
+        return energy, forces, stress, reasons
+
+    def evaluate_each(self, crystals: list) -> list:
+        """[(energy, forces (n, 3), stress (3, 3)) or a reason] per (numbers, positions, cell)."""
+        from ase import Atoms
+
+        out = []
+        for num, pos, cell in crystals:
+            atoms = Atoms(numbers=num, positions=pos, cell=cell, pbc=True)
+            atoms.calc = self.calculator
+            try:
+                out.append((float(atoms.get_potential_energy()), atoms.get_forces(),
+                            atoms.get_stress(voigt=False)))  # fmt: skip
+            except Exception as exc:  # third-party code: any failure is this crystal's reason
+                out.append(f"failed: {type(exc).__name__}: {exc}")
+        return out
+
+
+class CHGNetBatch(BatchPotential):
+    """CHGNet's batched graph path: one ``predict_graph`` call over the batch, ``chunk``
+    crystals per forward pass (on a CPU, 4 measured best: `benchmarks/chgnet_batching.py`)."""
+
+    def __init__(self, model, chunk: int) -> None:
+        super().__init__(None, "chgnet")
+        self.model, self.chunk = model, chunk
+
+    def evaluate_each(self, crystals: list) -> list:
+        from pymatgen.core import Lattice, Structure
+
+        out: list = [None] * len(crystals)
+        graphs, where = [], []
+        for k, (num, pos, cell) in enumerate(crystals):
+            try:
+                s = Structure(Lattice(cell), num.tolist(), pos, coords_are_cartesian=True)
+                graphs.append(self.model.graph_converter(s))
+                where.append(k)
+            except Exception as exc:
+                out[k] = f"failed: {type(exc).__name__}: {exc}"
+        if graphs:
+            try:
+                preds = self.model.predict_graph(graphs, task="efs", batch_size=self.chunk)
+            except Exception:  # one bad crystal must not sink the batch: retry one by one
+                preds = [self._one(g) for g in graphs]
+            if isinstance(preds, dict):
+                preds = [preds]
+            for k, p in zip(where, preds, strict=True):
+                n = len(crystals[k][0])
+                out[k] = p if isinstance(p, str) else (float(p["e"]) * n, p["f"], p["s"] * GPA)
+        return out
+
+    def _one(self, graph):
+        try:
+            return self.model.predict_graph(graph, task="efs")
+        except Exception as exc:
+            return f"failed: {type(exc).__name__}: {exc}"
+
+
+CPU_CHUNK = 4  # CHGNet crystals per forward pass on a CPU (benchmarks/chgnet_batching.py)
+
+
+def load_batch_potential(name: str = "chgnet", device: str = "cpu") -> BatchPotential:
+    """The batched form of `load_calculator`'s potential: CHGNet's batched graph path, else
+    the calculator crystal by crystal (SevenNet-0, or a stand-in calculator in tests)."""
+    calc = load_calculator(name, device)
+    if name == "chgnet" and hasattr(calc, "model"):
+        return CHGNetBatch(calc.model, CPU_CHUNK if device == "cpu" else 1024)
+    return BatchPotential(calc, name)

@@ -62,7 +62,7 @@ class RelaxSummary:
     out: Path
 
 
-_CALC = None  # the potential of this worker process
+_CALC = None  # the potential of this worker process (a calculator, or a BatchPotential)
 _CALC_CONFIG: RelaxConfig | None = None  # the settings it was loaded with
 
 
@@ -75,10 +75,11 @@ def _init_worker(config: RelaxConfig, in_pool: bool = False) -> None:
     if in_pool:  # Ctrl-C is the parent's to handle: it terminates the pool
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from structrepdiff.relax.potential import load_calculator
+    from structrepdiff.relax.potential import load_batch_potential, load_calculator
 
     torch.set_num_threads(1)
-    _CALC, _CALC_CONFIG = load_calculator(config.potential, config.device), config
+    load = load_batch_potential if config.driver == "batched" else load_calculator
+    _CALC, _CALC_CONFIG = load(config.potential, config.device), config
 
 
 def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, float]:
@@ -89,6 +90,28 @@ def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, 
     else:
         res = relax_structure(pred.structure, _CALC, config)
     return pred.id, res, time.perf_counter() - t0
+
+
+def _relax_many(tasks: list[tuple[Prediction, RelaxConfig]]
+                ) -> Iterator[tuple[str, RelaxResult, float]]:  # fmt: skip
+    """Relax ``tasks`` (one config) with this process's potential, as each finishes."""
+    if not tasks:
+        return
+    config = tasks[0][1]
+    if config.driver != "batched":
+        yield from map(_relax_one, tasks)
+        return
+    from structrepdiff.relax.batched import relax_batched
+
+    for p, _ in tasks:
+        if p.structure is None:
+            yield p.id, RelaxResult("rejected", None, reason=f"no input crystal ({p.reason})"), 0.0
+    items = ((p.id, p.structure) for p, _ in tasks if p.structure is not None)
+    yield from relax_batched(items, _CALC, config)
+
+
+def _relax_list(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
+    return list(_relax_many(tasks))
 
 
 def _prepare(job: RelaxJob) -> dict[str, dict[str, str]]:
@@ -110,27 +133,37 @@ def relax_chunk(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
     potential on first use (how Dask workers run them, see `structrepdiff.cluster`)."""
     if tasks and tasks[0][1] != _CALC_CONFIG:
         _init_worker(tasks[0][1])
-    return [_relax_one(t) for t in tasks]
+    return _relax_list(tasks)
+
+
+def _chunks(tasks: list, size: int) -> list[list]:
+    return [tasks[k : k + size] for k in range(0, len(tasks), size)]
 
 
 def _results(tasks: list, job: RelaxJob, client=None
              ) -> Iterator[tuple[str, RelaxResult, float]]:  # fmt: skip
+    """Results as crystals finish: in this process (one batch in flight), or chunks of
+    ``batch_size`` crystals (4 with the per-crystal driver) over processes or Dask workers."""
+    size = job.config.batch_size if job.config.driver == "batched" else 4
     if client is not None:
         from structrepdiff.cluster import map_chunks
 
-        chunks = [tasks[k : k + 4] for k in range(0, len(tasks), 4)]
-        for results in map_chunks(client, relax_chunk, chunks):
+        for results in map_chunks(client, relax_chunk, _chunks(tasks, size)):
             yield from results
         return
     if job.workers <= 1:
         _init_worker(job.config)
-        yield from map(_relax_one, tasks)
+        yield from _relax_many(tasks)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     with ctx.Pool(job.workers, initializer=_init_worker, initargs=(job.config, True)) as pool:
-        yield from pool.imap_unordered(_relax_one, tasks)
+        if job.config.driver == "batched":
+            for results in pool.imap_unordered(_relax_list, _chunks(tasks, size)):
+                yield from results
+        else:
+            yield from pool.imap_unordered(_relax_one, tasks)
 
 
 def _row(rid: str, res: RelaxResult, seconds: float, cif: str) -> dict[str, str]:
@@ -165,7 +198,7 @@ def unique_ids(preds: list[Prediction]) -> list[Prediction]:
 
 def run_relax(job: RelaxJob, client=None) -> RelaxSummary:
     """Relax every prediction at ``job.pred`` not yet in ``job.out/summary.csv`` (over a Dask
-    ``client``'s workers, 4 crystals a task, when given; else ``job.workers`` processes).
+    ``client``'s workers, a batch a task, when given; else ``job.workers`` processes).
     The output folder is locked for the run (`run_lock`)."""
     with run_lock(job.out):
         return _run_relax(job, client)
