@@ -17,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "relax",
         help="relax crystals with a universal machine-learned potential",
         description="FIRE on positions and cell (the Fréchet cell filter), many crystals per "
-        "potential call, with CHGNet or SevenNet-0. Reads any predictions `evaluate` reads; writes relaxed CIFs, "
-        "relaxed.extxyz and summary.csv (energies before/after in eV/atom, steps, RMSD, "
-        "reason) to --out, row by row; rerunning resumes.",
+        "potential call, with CHGNet or SevenNet-0. Reads any predictions `evaluate` reads; "
+        "writes relaxed CIFs, relaxed.extxyz and summary.csv (energies before/after in "
+        "eV/atom, steps, RMSD, reason) to --out, row by row; rerunning resumes.",
     )
     p.add_argument(
         "--pred",

@@ -63,7 +63,8 @@ def init_state(positions: Tensor, cells: Tensor, batch: Tensor, params: FirePara
                         torch.zeros_like(positions), torch.zeros_like(cells),
                         torch.full((b,), params.dt, dtype=positions.dtype),
                         torch.full((b,), params.astart, dtype=positions.dtype),
-                        torch.zeros(b, dtype=torch.long), torch.zeros(b, dtype=torch.bool))  # fmt: skip
+                        torch.zeros(b, dtype=torch.long),
+                        torch.zeros(b, dtype=torch.bool))  # fmt: skip
 
 
 def deformation(state: FrechetState) -> Tensor:

@@ -7,6 +7,7 @@ is trained on it; SevenNet-0 is not, so its energies are passed through pymatgen
 
 from __future__ import annotations
 
+import itertools
 from importlib import metadata
 
 MAX_Z = {"chgnet": 94, "sevennet": 89}  # elements each potential was trained on (Z ≤ this)
@@ -77,8 +78,8 @@ def _crystals(positions, cells, numbers, batch) -> list:
 
     pos, cell, num, bat = (t.detach().cpu().numpy() for t in (positions, cells, numbers, batch))
     bounds = np.searchsorted(bat, np.arange(len(cell) + 1))
-    return [(num[a:b], pos[a:b], cell[k]) for k, (a, b) in enumerate(zip(bounds[:-1],
-                                                                        bounds[1:]))]  # fmt: skip
+    pairs = enumerate(itertools.pairwise(bounds))
+    return [(num[a:b], pos[a:b], cell[k]) for k, (a, b) in pairs]
 
 
 class BatchPotential:
