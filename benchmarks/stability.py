@@ -103,7 +103,14 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--hull", type=Path, default=Path("runs/hull/mp_20_chgnet_hull.json"))
+    ap.add_argument("--hull", type=Path,
+                    help="reference hull (default: runs/hull/mp_20_<potential>_hull.json, built "
+                         "with the same potential by benchmarks/hull_validation.py)")
+    ap.add_argument("--potential", default=RelaxConfig.potential)
+    ap.add_argument("--driver", default=RelaxConfig.driver)
+    ap.add_argument("--relax-batch", type=int, default=RelaxConfig.batch_size)
+    ap.add_argument("--relax-steps", type=int, default=RelaxConfig.max_steps)
+    ap.add_argument("--symprec", type=float, default=RelaxConfig.symprec)
     ap.add_argument("--table2", action="store_true", help="Table 2 before and after relaxing")
     ap.add_argument("--energy-emd", action="store_true", help="energy-per-atom EMD vs test")
     ap.add_argument("--cache", type=Path, default=Path("runs/hull"), help="energies cache")
@@ -119,9 +126,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     draw_subset(a.pred, a.num, a.seed, subset)
     t0 = time.perf_counter()
-    cfg = RelaxConfig(symmetric_steps=a.symmetric_steps)
+    cfg = RelaxConfig(potential=a.potential, symmetric_steps=a.symmetric_steps,
+                      symprec=a.symprec, driver=a.driver, batch_size=a.relax_batch,
+                      max_steps=a.relax_steps)  # fmt: skip
+    a.hull = a.hull or Path(f"runs/hull/{a.dataset}_{a.potential}_hull.json")
     s = run_relax(RelaxJob(subset, relaxed, cfg, a.workers, progress=True))
     info = {"source": str(a.pred), "symmetric_steps": a.symmetric_steps,
+            "relax_config": cfg.to_dict(),
             "seconds_relax_this_run": time.perf_counter() - t0,
             "relax_counts_this_run": s.counts}  # fmt: skip
     res.mkdir(parents=True, exist_ok=True)

@@ -249,3 +249,18 @@ def test_a_killed_batched_run_resumes_without_losing_or_repeating_a_crystal(tmp_
         assert r["status"] == ref[r["id"]]["status"] == "converged"
         assert float(r["energy_after"]) == pytest.approx(float(ref[r["id"]]["energy_after"]))
         Structure.from_file(out / r["cif"])
+
+
+def test_chgnet_single_backward_gives_predict_graphs_numbers():
+    """`efs` (one backward pass, no graph of its own) against CHGNet's ``predict_graph``."""
+    _, pot = _chgnet()
+    from structrepdiff.relax.potential import GPA, efs
+
+    si = Structure(Lattice.cubic(5.5), ["Si"] * 2, [[0, 0, 0], [0.27, 0.24, 0.26]])
+    structures = [_srtio3(0.05, 0), si]
+    graphs = [pot.model.graph_converter(s) for s in structures]
+    ref = pot.model.predict_graph(graphs, task="efs", batch_size=2)
+    for s, r, (e, f, st) in zip(structures, ref, efs(pot.model, graphs), strict=True):
+        assert e == pytest.approx(float(r["e"]) * len(s), abs=1e-4)
+        assert np.abs(f - r["f"]).max() < 1e-4
+        assert np.abs(st - r["s"] * GPA).max() < 1e-6
