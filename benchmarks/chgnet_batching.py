@@ -2,8 +2,10 @@
 
 One force-and-stress evaluation of the same MP-20 test crystals, one crystal per call
 (`CHGNet.predict_structure(s)`, what ASE's calculator does per FIRE step) against the whole list
-per call with ``batch_size`` B. Warm-up first; the order is alternated over ``--repeats``.
-Writes ``--out/chgnet_batching.json``.
+per call with ``batch_size`` B, and against `relax.potential.efs` (one backward pass without a
+graph of its own, what the batched relaxation calls) on the same graphs in chunks of B
+(``efs_<B>``; graph building excluded from both of these). Warm-up first; the order is
+alternated over ``--repeats``. Writes ``--out/chgnet_batching.json``.
 
     python benchmarks/chgnet_batching.py --num 32 --repeats 3
 """
@@ -26,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--num", type=int, default=32)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 32])
+    ap.add_argument("--efs-chunks", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir")
@@ -37,7 +40,12 @@ def main() -> None:
     _, structures = seeded_subset(load_split("mp_20", "test", a.data_dir), a.num, a.seed)
     model = CHGNet.load(verbose=False)
     model.predict_structure(structures[:2], batch_size=2, task="efs")  # warm-up
+    from structrepdiff.relax.potential import efs
+
+    graphs = [model.graph_converter(s) for s in structures]
     times: dict[str, list[float]] = {"one_by_one": []} | {f"batch_{b}": [] for b in a.batch_sizes}
+    times |= {f"graphs_batch_{b}": [] for b in a.batch_sizes}
+    times |= {f"efs_{b}": [] for b in a.efs_chunks}
     for rep in range(a.repeats):
         order = list(times) if rep % 2 == 0 else list(reversed(times))
         for key in order:
@@ -45,6 +53,12 @@ def main() -> None:
             if key == "one_by_one":
                 for s in structures:
                     model.predict_structure(s, task="efs")
+            elif key.startswith("efs_"):
+                b = int(key.split("_")[1])
+                for k in range(0, len(graphs), b):
+                    efs(model, graphs[k : k + b])
+            elif key.startswith("graphs_batch_"):
+                model.predict_graph(graphs, batch_size=int(key.split("_")[2]), task="efs")
             else:
                 model.predict_structure(structures, batch_size=int(key.split("_")[1]), task="efs")
             times[key].append(time.perf_counter() - t0)

@@ -3,7 +3,9 @@ at a time, on the same crystals with the same settings.
 
 ``run`` draws ``--num`` seeded crystals from ``--pred`` (anything `load_predictions` reads, e.g.
 a split's CSV), relaxes them with both drivers into ``--work/ase`` and ``--work/batched``
-(resumable) and compares; ``compare`` compares two finished relaxation folders. Written to
+(resumable) and compares; ``compare`` compares two finished relaxation folders; ``control``
+relaxes the reference's long-trajectory crystals again crystal by crystal with every atom
+moved by 1e-6 Å, the spread rounding alone gives. Written to
 ``--out`` (JSON): energies within 5 meV/atom, StructureMatcher-equal final structures (pymatgen
 defaults), the converged sets, and every crystal that differs with both outcomes.
 
@@ -97,6 +99,58 @@ def run(a: argparse.Namespace) -> dict:
     return out
 
 
+def control(a: argparse.Namespace) -> dict:
+    """The per-crystal path against itself with every input atom moved by ``--shift`` Å
+    (seeded directions), on the crystals whose reference took ``--min-steps`` or more: how far
+    rounding-sized differences alone carry FIRE on these crystals."""
+    from structrepdiff.data.predictions import Prediction, load_predictions, save_predictions_csv
+    from structrepdiff.relax.run import RelaxJob, run_relax
+
+    ref = _rows(a.a)
+    a.work.mkdir(parents=True, exist_ok=True)
+    subset = a.work / "perturbed.csv.gz"
+    if not subset.exists():
+        rng, out = np.random.default_rng(a.seed), []
+        for p in load_predictions(a.pred):
+            r = ref.get(p.id)
+            if p.structure is None or r is None or int(r["steps"] or 0) < a.min_steps:
+                continue
+            s = p.structure.copy()
+            d = rng.normal(size=(len(s), 3))
+            d *= a.shift / np.linalg.norm(d, axis=1, keepdims=True)
+            for i in range(len(s)):
+                s.translate_sites([i], d[i], frac_coords=False, to_unit_cell=False)
+            out.append(Prediction(p.id, s))
+        save_predictions_csv(out, subset)
+    run_relax(RelaxJob(subset, a.work / "ase_perturbed", RelaxConfig(driver="ase")))
+    res = compare(a.a, a.work / "ase_perturbed")
+    res.update({"shift_angstrom": a.shift, "min_steps": a.min_steps, "seed": a.seed})
+    if a.b:
+        ids = set(_rows(a.work / "ase_perturbed"))
+        res["batched_on_same_crystals"] = _restricted(a.a, a.b, ids)
+    return res
+
+
+def _restricted(a: Path, b: Path, ids: set[str]) -> dict:
+    """`compare` of ``a`` and ``b`` on ``ids`` only (summary, no per-crystal list)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sub = Path(tmp)
+        with open(b / "summary.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["id"] in ids]
+        with open(sub / "summary.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        for r in rows:
+            if r["cif"]:
+                shutil.copy(b / r["cif"], sub / r["cif"])
+        out = compare(a, sub)
+    return {k: v for k, v in out.items() if k != "differ"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -108,13 +162,21 @@ def main() -> None:
     c = sub.add_parser("compare")
     c.add_argument("--a", type=Path, required=True, help="reference (per-crystal) folder")
     c.add_argument("--b", type=Path, required=True, help="batched folder")
-    for p in (r, c):
+    k = sub.add_parser("control")
+    k.add_argument("--a", type=Path, required=True, help="reference (per-crystal) folder")
+    k.add_argument("--b", type=Path, help="batched folder, compared on the same crystals")
+    k.add_argument("--pred", type=Path, required=True, help="the inputs of --a")
+    k.add_argument("--min-steps", type=int, default=100)
+    k.add_argument("--shift", type=float, default=1e-6)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--work", type=Path, required=True)
+    for p in (r, c, k):
         p.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    out = run(a) if a.cmd == "run" else compare(a.a, a.b)
+    out = {"run": run, "control": control}[a.cmd](a) if a.cmd != "compare" else compare(a.a, a.b)
     out.update({"date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": "2 vCPU, 1 torch thread, other jobs running",
                 "config": RelaxConfig().to_dict()})  # fmt: skip

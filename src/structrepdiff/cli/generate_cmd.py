@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_relax_options(p)
     p.add_argument("--relax-workers", type=int, default=GenerateConfig.relax_workers,
-                   help="relaxation processes")  # fmt: skip
+                   help="relaxation processes (default: one per core, no more than "
+                        "batches)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_relax_options(p, "--device")
     p.add_argument("--workers", type=int, default=RelaxJob.workers,
-                   help="processes, one potential each")  # fmt: skip
+                   help="processes, one potential each (default: one per core, no more than "
+                        "batches)")  # fmt: skip
     p.add_argument("--scheduler", help="relax on Dask workers instead: local:N or an address")
     p.add_argument("--limit", type=int, help="only the first N crystals")
     p.add_argument("--force", action="store_true", help="start over in an existing --out")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be positive")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ValueError("--workers must be positive")
     job = RelaxJob(args.pred, args.out, relax_config(args), args.workers, args.limit,
                    args.force, not args.no_progress)  # fmt: skip

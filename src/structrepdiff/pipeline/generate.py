@@ -53,7 +53,7 @@ class GenerateConfig:
     data_dir: str | None = None
     batch_size: int = JOB_BATCH_SIZE
     relax: RelaxConfig | None = None
-    relax_workers: int = 1
+    relax_workers: int | None = None  # None: one process per core (relax.run.resolve_workers)
     force: bool = False
     progress: bool = True
 

@@ -131,8 +131,8 @@ class BatchPotential:
 
 
 class CHGNetBatch(BatchPotential):
-    """CHGNet's batched graph path: one ``predict_graph`` call over the batch, ``chunk``
-    crystals per forward pass (on a CPU, 4 measured best: `benchmarks/chgnet_batching.py`)."""
+    """CHGNet over the batch, ``chunk`` crystals per forward pass (`efs`): `CPU_CHUNK` on a
+    CPU, the whole batch on a GPU."""
 
     def __init__(self, model, chunk: int) -> None:
         super().__init__(None, "chgnet")
@@ -192,7 +192,10 @@ def efs(model, graphs: list) -> list[tuple[float, object, object]]:
              (grads[b + k] / g.volumes[k]).cpu().numpy()) for k in range(b)]  # fmt: skip
 
 
-CPU_CHUNK = 4  # CHGNet crystals per forward pass on a CPU (benchmarks/chgnet_batching.py)
+# CHGNet crystals per forward pass on a CPU. One: each crystal's forces are then bitwise the same
+# whatever else is in the batch, so results do not depend on the batch size, the workers or a
+# resume; chunks of 4 were 1.10x faster (benchmarks/chgnet_batching.py, BENCHMARKS.md).
+CPU_CHUNK = 1
 
 
 def load_batch_potential(name: str = "chgnet", device: str = "cpu") -> BatchPotential:

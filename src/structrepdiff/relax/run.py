@@ -48,7 +48,7 @@ class RelaxJob:
     pred: Path
     out: Path
     config: RelaxConfig = field(default_factory=RelaxConfig)
-    workers: int = 1
+    workers: int | None = None  # processes; None: one per core, no more than batches
     limit: int | None = None
     force: bool = False
     progress: bool = True
@@ -136,6 +136,16 @@ def relax_chunk(tasks: list[tuple[Prediction, RelaxConfig]]) -> list:
     return _relax_list(tasks)
 
 
+def resolve_workers(workers: int | None, n_tasks: int, chunk: int) -> int:
+    """``workers``, or when None one process per core (`cluster.max_local_workers`) but no
+    more than there are chunks of ``chunk`` crystals: a process costs seconds to start."""
+    if workers is not None:
+        return workers
+    from structrepdiff.cluster import max_local_workers
+
+    return max(1, min(max_local_workers(), -(-n_tasks // max(chunk, 1))))
+
+
 def _chunks(tasks: list, size: int) -> list[list]:
     return [tasks[k : k + size] for k in range(0, len(tasks), size)]
 
@@ -151,14 +161,15 @@ def _results(tasks: list, job: RelaxJob, client=None
         for results in map_chunks(client, relax_chunk, _chunks(tasks, size)):
             yield from results
         return
-    if job.workers <= 1:
+    workers = resolve_workers(job.workers, len(tasks), size)
+    if workers <= 1:
         _init_worker(job.config)
         yield from _relax_many(tasks)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    with ctx.Pool(job.workers, initializer=_init_worker, initargs=(job.config, True)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(job.config, True)) as pool:
         if job.config.driver == "batched":
             for results in pool.imap_unordered(_relax_list, _chunks(tasks, size)):
                 yield from results
@@ -238,7 +249,7 @@ def _run_relax(job: RelaxJob, client=None) -> RelaxSummary:
 
 
 def ensure_relaxed(pred: str | os.PathLike, out: str | os.PathLike, config: RelaxConfig,
-                   workers: int = 1, progress: bool = True) -> Path:  # fmt: skip
+                   workers: int | None = None, progress: bool = True) -> Path:  # fmt: skip
     """``pred`` when it is a `relax` output, else the folder ``out`` where its crystals (CIFs,
     a `generate` / `reconstruct` folder, .extxyz, CSV) are relaxed with ``config`` first
     (resumable; ``max_steps`` 0 gives single points)."""
