@@ -6,6 +6,15 @@ Results go to ``--out/<dataset>.json`` after every variant (a rerun skips varian
 
     git worktree add /tmp/base16 8e7a446
     python benchmarks/throughput.py --dataset perov_5 --num 1000 --baseline-src /tmp/base16/src
+
+With ``--relax`` (issue 28): `generate` of ``--num`` crystals, then `relax` of that folder into
+its ``relaxed/`` (the two stages `generate --relax` chains, with the same code and defaults,
+timed apart); then the first ``--paired`` of those crystals relaxed again by the
+batched default and by the per-crystal ASE path (``--relax-driver ase``), both with
+``--relax-workers`` processes, one after the other, into ``--work/<dataset>_relax/``. Results
+in ``--out/<dataset>_relax.json``, written after every stage (a rerun skips stages done).
+
+    python benchmarks/throughput.py --relax --dataset mp_20 --num 1000 --paired 200
 """
 
 from __future__ import annotations
@@ -37,6 +46,65 @@ def _generate(src: Path, model: Path, num: int, out: Path, scheduler: str | None
     return time.perf_counter() - t0
 
 
+def _cli(args: list[str]) -> float:
+    """Wall seconds of one `structrepdiff` command (this checkout, one torch thread)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    run = "from structrepdiff.cli.main import main; raise SystemExit(main())"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", run, *args, "--no-progress"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def _counts(folder: Path) -> dict[str, int]:
+    rows = _rows(folder)
+    return {s: sum(r["status"] == s for r in rows.values())
+            for s in sorted({r["status"] for r in rows.values()})}  # fmt: skip
+
+
+def relax_main(a: argparse.Namespace) -> None:
+    """`generate --relax` end to end, and the batched vs per-crystal relaxation paired."""
+    from structrepdiff.bundled import model_path
+
+    work, path = a.work / f"{a.dataset}_relax", a.out / f"{a.dataset}_relax.json"
+    gen = work / "generated"
+    res = json.loads(path.read_text()) if path.exists() else {
+        "dataset": a.dataset, "num": a.num, "paired": a.paired, "seed": 0,
+        "machine": "2 vCPU, 1 torch thread per process, nothing else running",
+        "settings": "generate and relax defaults", "stages": {}}  # fmt: skip
+    base = ["generate", "--model", str(model_path(a.dataset)), "--num", str(a.num),
+            "--out", str(gen)]  # fmt: skip
+    relax = ["relax", "--pred", str(gen), "--limit", str(a.paired), "--workers",
+             str(a.relax_workers)]  # fmt: skip
+    stages = {
+        "generate": (base, None),
+        "generate --relax (relaxation only)": (["relax", "--pred", str(gen), "--out",
+                                                str(gen / "relaxed")], gen / "relaxed"),
+        "paired: batched": ([*relax, "--out", str(work / "batched")], work / "batched"),
+        "paired: per-crystal (ASE)": ([*relax, "--relax-driver", "ase", "--out",
+                                      str(work / "ase")], work / "ase"),
+    }
+    for name, (cmd, folder) in stages.items():
+        if name in res["stages"]:
+            continue
+        seconds = _cli(cmd)
+        res["stages"][name] = {"seconds": round(seconds, 1), "command": " ".join(cmd),
+                               "statuses": _counts(folder or gen),
+                               "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        print(name, json.dumps(res["stages"][name]), flush=True)
+        a.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=1))
+    st = res["stages"]
+    res["summary"] = {
+        "generate_relax_end_to_end_s": st["generate"]["seconds"]
+        + st["generate --relax (relaxation only)"]["seconds"],
+        "relax_per_crystal_s": st["generate --relax (relaxation only)"]["seconds"] / a.num,
+        "paired_speedup": round(st["paired: per-crystal (ASE)"]["seconds"]
+                                / st["paired: batched"]["seconds"], 2)}  # fmt: skip
+    path.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res["summary"]), flush=True)
+
+
 def _rows(out: Path) -> dict[str, dict[str, str]]:
     with open(out / "summary.csv", newline="") as fh:
         return {r["id"]: r for r in csv.DictReader(fh)}
@@ -46,12 +114,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="perov_5")
     ap.add_argument("--num", type=int, default=1000)
-    ap.add_argument("--baseline-src", type=Path, required=True, help="src/ of the baseline")
+    ap.add_argument("--baseline-src", type=Path, help="src/ of the baseline")
+    ap.add_argument("--relax", action="store_true", help="time generate --relax (issue 28)")
+    ap.add_argument("--paired", type=int, default=200, help="crystals relaxed by both paths")
+    ap.add_argument("--relax-workers", type=int, default=2)
     ap.add_argument("--baseline-name", default="8e7a446")
     ap.add_argument("--scheduler", default="local:2")
     ap.add_argument("--work", type=Path, default=Path("runs/throughput"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
     a = ap.parse_args()
+    if a.relax:
+        relax_main(a)
+        return
+    if a.baseline_src is None:
+        ap.error("--baseline-src is required without --relax")
     from structrepdiff.bundled import model_path
 
     model = model_path(a.dataset)
