@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,8 @@ import pytest
 from ase import Atoms
 from ase.io import write
 from pymatgen.core import Lattice, Structure
+
+from structrepdiff.data.predictions import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -336,3 +341,54 @@ def test_12_an_interrupted_command_says_saved_only_when_something_was(tmp_path, 
     (tmp_path / "o" / "summary.csv").write_text("id,status\n")
     assert cli_main.main(args) == 130
     assert "finished work is saved in" in capsys.readouterr().err
+
+
+def _double_or_die(x: int) -> int:
+    """Doubles ``x``; item 3 kills its worker the way a crash in compiled code does."""
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return 2 * x
+
+
+def test_1_a_dying_worker_is_reported_by_item_and_signal_and_the_pool_goes_on():
+    from structrepdiff.evaluate.parallel import parallel_map
+
+    t0 = time.monotonic()
+    got = parallel_map(_double_or_die, list(range(40)), workers=2, progress=False,
+                       on_crash=lambda x, why: why)  # fmt: skip
+    assert got[:3] == [0, 2, 4] and got[4:] == [2 * x for x in range(4, 40)]
+    assert "died" in got[3] and "SIGSEGV" in got[3]
+    with pytest.raises(RuntimeError, match=r"SIGSEGV.*item 3"):
+        parallel_map(_double_or_die, list(range(8)), workers=2, progress=False)
+    assert time.monotonic() - t0 < 120  # no hang
+
+
+def test_1_a_crystal_that_kills_its_worker_is_one_invalid_crystal_with_the_reason():
+    from structrepdiff.evaluate.suite import crashed_prediction
+
+    pred = Prediction("x", Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]))
+    row = crashed_prediction(pred, "the evaluation worker died (signal SIGSEGV)")
+    assert row["id"] == "x" and not row["valid"] and "SIGSEGV" in row["struct_reason"]
+
+
+def test_10_crystals_and_templates_of_another_dataset_are_named(tmp_path, caplog):
+    from structrepdiff.data.registry import outside_dataset
+    from structrepdiff.reconstruct.starts import resolve_starts
+
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    carbon = Structure(Lattice.cubic(3.6), ["C", "C"], [[0, 0, 0], [0.25] * 3])
+    assert outside_dataset([carbon, nacl, None], "mp_20") == ""
+    note = outside_dataset([carbon, nacl], "carbon_24")
+    assert note.startswith("1 of 2 crystals cannot come from carbon_24") and "Cl, Na" in note
+    assert "with more than its 5 atoms" in outside_dataset([nacl * (2, 2, 2)], "perov_5")
+    npz = tmp_path / "mp_templates.npz"
+    np.savez(npz, ids=np.array(["a", "b"]), counts=np.array([2, 2]),
+             numbers=np.array([11, 17, 6, 6]), frac=np.zeros((4, 3)),
+             lattice=np.stack([np.eye(3) * 5.6] * 2))  # fmt: skip
+    with caplog.at_level("WARNING"):
+        resolve_starts(npz, "carbon_24")
+    assert "1 of 2 templates in mp_templates.npz cannot come from carbon_24" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        resolve_starts(npz, "mp_20")
+    assert "cannot come from" not in caplog.text

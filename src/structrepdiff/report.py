@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from structrepdiff import plots
+from structrepdiff.data.registry import outside_dataset
 from structrepdiff.data.run_folder import (
     GENERATE_CONFIG,
     PER_CRYSTAL,
@@ -352,6 +353,9 @@ def build_report(cfg: ReportConfig) -> Path:
         for r in _rows(run / RELAXED_DIR / evaluation_dir("stability") / PER_CRYSTAL)
     }
     structs = _structures(run, rows)
+    if dataset and (note := outside_dataset(structs.values(), dataset)):
+        log.warning(note)
+        problems.append(note)
     model = (gen_cfg.get("sample") or {}).get("model")
     data_m, data_props, data_src = _data_side(cfg, model, dataset)
     parts = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from structrepdiff.data.run_folder import SUMMARY
@@ -93,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         gen = [s for s in _structures(args.pred) if s is not None]
         if not gen:
             raise ValueError(f"{args.pred} holds no crystals to count")
+        from structrepdiff.data.registry import outside_dataset
+
+        if note := outside_dataset(gen, args.dataset):
+            logging.getLogger(__name__).warning(note)
         plots.property_histograms({"generated": plots.crystal_properties(gen),
                                    "data": plots.crystal_properties(data.structures)},
                                   args.out)  # fmt: skip

@@ -89,3 +89,30 @@ def get_dataset(name: str) -> DatasetInfo:
         return DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def outside_dataset(structures, dataset: str, what: str = "crystals") -> str:
+    """One line saying how many of ``structures`` (pymatgen; None entries skipped) a dataset
+    cannot hold: elements outside its vocabulary, or more atoms than its ``n_max`` — crystals
+    (or templates) from another dataset; "" when all fit or the dataset is unknown."""
+    numbers = [[sp.Z for sp in s.species] for s in structures if s is not None]
+    return outside_dataset_numbers(numbers, dataset, what)
+
+
+def outside_dataset_numbers(numbers, dataset: str, what: str = "crystals") -> str:
+    """`outside_dataset` from each crystal's atomic numbers (a sequence of int sequences)."""
+    info = DATASETS.get(dataset)
+    if info is None:
+        return ""
+    vocab, bad, big, extra = set(info.atomic_numbers), 0, 0, set()
+    for z in numbers:
+        zs = {int(x) for x in z}
+        big += len(z) > info.n_max
+        bad += not zs <= vocab or len(z) > info.n_max
+        extra |= {Element.from_Z(x).symbol for x in zs - vocab}
+    if not bad:
+        return ""
+    why = [f"elements it lacks: {', '.join(sorted(extra)[:6])}"] if extra else []
+    why += [f"{big} with more than its {info.n_max} atoms"] if big else []
+    return (f"{bad} of {len(numbers)} {what} cannot come from {dataset} ({'; '.join(why)}): "
+            f"another dataset's? They are used against {dataset} as given")

@@ -132,6 +132,11 @@ def _is_novel(task: tuple[Structure, list[int]]) -> bool:
     return not any(_fits(matcher, s, reference[j]) for j in same)
 
 
+def _unknown(task, why: str) -> None:
+    """Novelty of a crystal whose comparison killed its worker: unknown (not counted)."""
+    return None
+
+
 def novelty(
     structures: Sequence[Structure | None],
     reference: Sequence[Structure | None],
@@ -154,7 +159,8 @@ def novelty(
     tasks = [(structures[i], ref_groups.get(structures[i].composition.reduced_formula, []))
              for i in order]  # fmt: skip
     flags = parallel_map(_is_novel, tasks, workers, progress, desc="novelty",
-                         initializer=_set_reference, initargs=(reference, matcher))  # fmt: skip
+                         initializer=_set_reference, initargs=(reference, matcher),
+                         on_crash=_unknown)  # fmt: skip
     _WORKER.clear()
     novel: list[bool | None] = [None] * len(structures)
     for i, flag in zip(order, flags, strict=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import time
@@ -31,6 +32,7 @@ import numpy as np
 from structrepdiff.data.atomic import atomic_write
 from structrepdiff.data.io import load_split, split_path
 from structrepdiff.data.predictions import Prediction, load_predictions
+from structrepdiff.data.registry import outside_dataset
 from structrepdiff.data.run_folder import METRICS, PER_CRYSTAL, SUMMARY, evaluation_dir
 from structrepdiff.evaluate.coverage import (
     COV_CUTOFF_SETS,
@@ -298,6 +300,10 @@ def score_generation(preds: list[Prediction], cfg: EvaluateConfig
     t_rows = time.perf_counter()
     metrics = {**_header(cfg, len(ref["ids"]), ref_path),
                **generation_metrics(rows, ref, cfg.dataset, cfg.n_property, cfg.seed)}  # fmt: skip
+    note = outside_dataset([p.structure for p in preds], cfg.dataset)
+    if note:
+        logging.getLogger(__name__).warning(note)
+        metrics["dataset_warning"] = note
     t_dist = time.perf_counter()
     drawn = set(metrics["properties"].pop("indices"))
     for k, r in enumerate(rows):
@@ -345,6 +351,11 @@ def _match_pair(pair: tuple[Prediction, Any]) -> dict[str, Any]:
     return row
 
 
+def _crashed_pair(pair: tuple[Prediction, Any], why: str) -> dict[str, Any]:
+    """The row of a pair whose matching killed its worker: no crystal, with the reason."""
+    return _match_pair((Prediction(pair[0].id, None, why), pair[1]))
+
+
 RECON_FIELDS = ("id", "matched", "matched_any", "rms", "valid", "invalid_reason",
                 "match_reason", "pred_reason")  # fmt: skip
 
@@ -362,7 +373,8 @@ def evaluate_reconstruction(cfg: EvaluateConfig) -> dict[str, Any]:
         raise ValueError(f"{len(unknown)} predictions have ids not in {cfg.dataset}/"
                          f"{cfg.split} (e.g. {', '.join(unknown[:3])})")  # fmt: skip
     pairs = [(p, truth[p.id]) for p in preds]
-    rows = parallel_map(_match_pair, pairs, cfg.workers, cfg.progress, desc="match")
+    rows = parallel_map(_match_pair, pairs, cfg.workers, cfg.progress, desc="match",
+                        on_crash=_crashed_pair)  # fmt: skip
     for r in rows:
         r["matched"] = bool(r["matched_any"] and r["valid"])
     rms = [r["rms"] for r in rows if r["matched"]]

@@ -68,8 +68,15 @@ def evaluate_rows(
     progress: bool = True,
     desc: str = "evaluate",
 ) -> list[dict[str, Any]]:
-    """`evaluate_prediction` for each prediction, in input order (see `parallel_map`)."""
-    return parallel_map(evaluate_prediction, preds, workers, progress, desc)
+    """`evaluate_prediction` for each prediction, in input order (see `parallel_map`); a
+    crystal whose evaluation kills its worker is an invalid crystal with that reason."""
+    return parallel_map(evaluate_prediction, preds, workers, progress, desc,
+                        on_crash=crashed_prediction)  # fmt: skip
+
+
+def crashed_prediction(pred: Prediction, why: str) -> dict[str, Any]:
+    """The row of a prediction whose evaluation killed its worker (no analysis is retried)."""
+    return evaluate_prediction(Prediction(pred.id, None, why))
 
 
 def stack_fps(rows: Sequence[dict[str, Any]], key: str, dim: int) -> np.ndarray:

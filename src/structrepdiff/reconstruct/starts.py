@@ -38,9 +38,30 @@ def resolve_starts(choice: str | os.PathLike | None = TEMPLATES_DEFAULT,
             raise ValueError(f"templates {choice}: reconstruction inside space groups starts "
                              "from a split described on Wyckoff parameters (.json), 'auto' or "
                              "'none'; use space group off for .npz templates")  # fmt: skip
+        _check_template_file(Path(choice), dataset)
         return Path(choice), f"the template file {choice}"
     return auto_templates(dataset, split, data_dir, symmetric=symmetric, pack=pack,
                           use_data=str(choice) == "data")  # fmt: skip
+
+
+def _check_template_file(path: Path, dataset: str | None) -> None:
+    """Warn (one line) when a .npz template file holds crystals ``dataset`` cannot hold."""
+    import logging
+
+    import numpy as np
+
+    from structrepdiff.data.registry import outside_dataset_numbers
+
+    if not dataset or path.suffix != ".npz" or not path.is_file():
+        return
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            numbers = np.split(f["numbers"], np.cumsum(f["counts"])[:-1])
+    except (OSError, KeyError, ValueError):
+        return  # an unreadable file is reported where it is loaded
+    note = outside_dataset_numbers(numbers, dataset, f"templates in {path.name}")
+    if note:
+        logging.getLogger(__name__).warning(note)
 
 
 def default_budget(templates: bool, symmetric: bool = False) -> ReconstructConfig:
