@@ -278,3 +278,25 @@ def test_chgnet_results_do_not_depend_on_the_batch():
     alone = [batched([s], cfg, pot)[0] for s in structures]
     for t, a in zip(together, alone, strict=True):
         assert_same(t, a, tol=0.0)
+
+
+def test_two_worker_processes_give_the_one_process_rows(tmp_path):
+    """Batches spread over spawned processes (CHGNet in each) give the same rows as one
+    process: each crystal's result is its own, whatever batch or process it lands in."""
+    _chgnet()
+    from structrepdiff.relax.run import RelaxJob, run_relax
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for k, s in enumerate([_srtio3(0.05, 0), _srtio3(0.05, 1), _srtio3(0.08, 2)]):
+        s.to(filename=str(pred / f"s{k}.cif"))
+    cfg = RelaxConfig(max_steps=25, batch_size=1)
+    rows = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        run_relax(RelaxJob(pred, out, cfg, workers=workers, progress=False))
+        rows[workers] = {r["id"]: r for r in _rows(out / "summary.csv")}
+    assert sorted(rows[1]) == sorted(rows[2]) == ["s0", "s1", "s2"]
+    for i, r in rows[1].items():
+        for key in ("status", "steps", "energy_before", "energy_after", "rmsd"):
+            assert r[key] == rows[2][i][key], (i, key)

@@ -176,7 +176,8 @@ def efs(model, graphs: list) -> list[tuple[float, object, object]]:
     import torch
     from chgnet.model.model import BatchedGraph
 
-    model.eval()
+    if model.training:  # eval() walks every module: once, not per call
+        model.eval()
     g = BatchedGraph.from_graphs(graphs, bond_basis_expansion=model.bond_basis_expansion,
                                  angle_basis_expansion=model.angle_basis_expansion,
                                  compute_stress=True)  # fmt: skip
