@@ -216,3 +216,21 @@ def test_evaluate_stability_takes_a_cif_folder_and_the_shipped_hull(tmp_path):
     assert main(["evaluate", "stability", "--pred", str(cifs), "--dataset", "carbon_24",
                  "--out", str(tmp_path / "c")]) == 2  # fmt: skip
     assert not (tmp_path / "c").exists()
+
+
+def test_a_hull_of_another_potential_is_refused_in_one_line(tmp_path):
+    """Crystals relaxed with SevenNet-0 are not scored against a CHGNet hull (issue 28)."""
+    import json
+
+    from structrepdiff.evaluate.stability import StabilityConfig, evaluate_stability
+
+    pred = tmp_path / "relaxed"
+    pred.mkdir()
+    (pred / "summary.csv").write_text("id,status,energy_before,energy_after,steps,converged,"
+                                      "rmsd,volume_ratio,seconds,reason,cif\n")  # fmt: skip
+    (pred / "relax_config.json").write_text(json.dumps({"config": {"potential": "sevennet"}}))
+    hull = toy_hull()
+    hull.provenance["potential"] = "chgnet 0.4.2"
+    hull.save(tmp_path / "hull.json")
+    with pytest.raises(ValueError, match=r"relaxed with sevennet but the hull .* chgnet"):
+        evaluate_stability(StabilityConfig(pred, "mp_20", tmp_path / "hull.json"))

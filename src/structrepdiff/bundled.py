@@ -52,11 +52,11 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
-def bundled_hull_path(dataset: str) -> Path | None:
-    """The reference hull that ships for ``dataset`` (package data ``hulls/``: CHGNet single
-    points of the dataset's available splits with their DFT hull distances, built by
-    `structrepdiff hull build`), or None."""
+def bundled_hull_path(dataset: str, potential: str = "chgnet") -> Path | None:
+    """The reference hull that ships for ``dataset`` and ``potential`` (package data
+    ``hulls/``: single points of the dataset's available splits with their DFT hull
+    distances, built by `structrepdiff hull build`), or None."""
     from importlib.resources import files
 
-    path = Path(str(files("structrepdiff") / "hulls" / f"{dataset}_chgnet_hull.json.gz"))
+    path = Path(str(files("structrepdiff") / "hulls" / f"{dataset}_{potential}_hull.json.gz"))
     return path if path.is_file() else None

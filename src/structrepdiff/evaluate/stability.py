@@ -109,17 +109,28 @@ HULL_CAVEAT = ("optimistic: a hull built from a dataset's splits lacks the rest 
                "too high and its E_hull comes out too low")
 
 
-def resolve_hull(hull: Path | None, dataset: str) -> Path:
-    """``hull``, else the one that ships for ``dataset``; ValueError naming the way out."""
+def resolve_hull(hull: Path | None, dataset: str, potential: str = "chgnet") -> Path:
+    """``hull``, else the one that ships for ``dataset`` and ``potential``; ValueError naming
+    the way out."""
     if hull is not None:
         return Path(hull)
     from structrepdiff.bundled import bundled_hull_path
 
-    path = bundled_hull_path(dataset)
+    path = bundled_hull_path(dataset, potential)
     if path is None:
         raise ValueError(f"no reference hull ships for {dataset}: give hull (build one with "
                          "`structrepdiff hull build`)")  # fmt: skip
     return path
+
+
+def check_same_potential(potential: str, hull: ReferenceHull, path: Path) -> None:
+    """Refuse a hull built with another potential than the relaxation's: their energies are
+    on different scales, so every E_hull would carry the difference."""
+    built = str(hull.provenance.get("potential", "")).split(" ")[0]
+    if built and built != potential:
+        raise ValueError(f"the crystals were relaxed with {potential} but the hull {path} was "
+                         f"built with {built}: build one with the same potential (`structrepdiff "
+                         f"hull build --potential {potential}`) and pass it")  # fmt: skip
 
 
 def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
@@ -128,8 +139,12 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     if (out / METRICS).exists() and not cfg.force:
         raise FileExistsError(f"{out / 'metrics.json'} exists; pass `force`=True to overwrite")
     t0 = time.perf_counter()
-    hull_path = resolve_hull(cfg.hull, cfg.dataset)
+    relax_cfg = Path(cfg.pred) / RELAX_CONFIG
+    relaxation = json.loads(relax_cfg.read_text()) if relax_cfg.exists() else None
+    potential = ((relaxation or {}).get("config") or {}).get("potential", "chgnet")
+    hull_path = resolve_hull(cfg.hull, cfg.dataset, potential)
     hull = ReferenceHull.load(hull_path)
+    check_same_potential(potential, hull, hull_path)
     rows = _relax_rows(cfg.pred)
     preds = {p.id: p.structure for p in load_predictions(cfg.pred)}
     per = crystal_rows(rows, preds, hull)
@@ -147,12 +162,11 @@ def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:
     rates = sun_rates([r.get("e_hull") for r in per], [bool(r["unique"]) for r in per],
                       [bool(r["novel"]) for r in per], cfg.threshold)  # fmt: skip
     rmsd = [float(r["rmsd"]) for r in per if r.get("rmsd")]
-    relax_cfg = Path(cfg.pred) / RELAX_CONFIG
     metrics = {
         "protocol": "stability: E_hull against a reference hull; S.U.N. (issue #13)",
         "dataset": cfg.dataset, "pred": str(cfg.pred), "n": len(per),
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "versions": versions(),
-        "relaxation": json.loads(relax_cfg.read_text()) if relax_cfg.exists() else None,
+        "relaxation": relaxation,
         "thresholds_ev_per_atom": {"stable": cfg.threshold, "strict": 0.0},
         "hull": {"path": str(hull_path), "shipped": cfg.hull is None, **hull.provenance,
                  "caveat": HULL_CAVEAT},
