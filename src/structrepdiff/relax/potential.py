@@ -146,7 +146,7 @@ class CHGNetBatch(BatchPotential):
         for k, (num, pos, cell) in enumerate(crystals):
             try:
                 s = Structure(Lattice(cell), num.tolist(), pos, coords_are_cartesian=True)
-                graphs.append(self.model.graph_converter(s))
+                graphs.append(self.graph(s))
                 where.append(k)
             except Exception as exc:
                 out[k] = f"failed: {type(exc).__name__}: {exc}"
@@ -160,6 +160,10 @@ class CHGNetBatch(BatchPotential):
         for k, r in zip(where, results, strict=True):
             out[k] = r
         return out
+
+    def graph(self, structure):
+        """CHGNet's graph of one crystal (built on the CPU by CHGNet's converter)."""
+        return self.model.graph_converter(structure)
 
     def _one(self, graph):
         try:
