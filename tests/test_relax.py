@@ -186,3 +186,16 @@ def test_a_symmetric_first_stage_keeps_the_space_group():
     assert plain.symmetric is None and plain.symmetric_steps == 0
     with pytest.raises(ValueError, match="symmetric_steps"):
         RelaxConfig(max_steps=10, symmetric_steps=20)
+
+
+def test_sevennet_energies_get_mp2020_corrections_by_hand():
+    """SevenNet-0's raw energies on the MP2020 scale: an iron oxide is a GGA+U entry (U
+    correction −2.256 eV per Fe, oxide −0.687 eV per O, MP2020's published values), not a GGA
+    entry left uncorrected; NaCl gets the chloride correction only (−0.614 eV per Cl)."""
+    sites = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]
+    fe2o3 = Structure(Lattice.cubic(4.0), ["Fe", "Fe", "O", "O", "O"], sites)
+    nacl = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    corrected = potential_mod.corrected_energy
+    assert corrected("sevennet", fe2o3, -30.0) == pytest.approx(-30 - 2 * 2.256 - 3 * 0.687)
+    assert corrected("sevennet", nacl, -6.0) == pytest.approx(-6 - 0.614)
+    assert corrected("chgnet", fe2o3, -30.0) == -30.0

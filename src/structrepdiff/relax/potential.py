@@ -58,15 +58,37 @@ def load_calculator(name: str = "chgnet", device: str = "cpu"):
 
 
 def corrected_energy(name: str, structure, energy: float) -> float:
-    """Total energy (eV) on the MP2020-corrected scale: CHGNet's as is, SevenNet's corrected."""
+    """Total energy (eV) on the MP2020-corrected scale: CHGNet's as is, SevenNet's corrected.
+
+    SevenNet-0 learned Materials Project's raw energies, which are GGA+U energies for oxides
+    and fluorides of Co, Cr, Fe, Mn, Mo, Ni, V and W: such a crystal enters the correction as
+    a GGA+U entry with the U values the correction scheme expects (a GGA entry would be
+    refused and left uncorrected, 0.4 eV/atom off; BENCHMARKS.md, issue 28)."""
     if name == "chgnet":
         return energy
-    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
-    entry = ComputedStructureEntry(structure, energy, parameters={"run_type": "GGA"})
-    out = MaterialsProject2020Compatibility(check_potcar=False).process_entry(entry)
+    compat = _mp2020()
+    elements = sorted(structure.composition.elements, key=lambda el: el.X)
+    u = compat.u_settings.get(elements[-1].symbol, {})
+    hubbards = {el.symbol: float(u.get(el.symbol, 0.0)) for el in elements}
+    run_type = "GGA+U" if any(hubbards.values()) else "GGA"
+    entry = ComputedStructureEntry(structure, energy,
+                                   parameters={"run_type": run_type, "hubbards": hubbards})
+    out = compat.process_entry(entry)
     return energy if out is None else out.energy
+
+
+_COMPAT = None
+
+
+def _mp2020():
+    global _COMPAT
+    if _COMPAT is None:
+        from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+        _COMPAT = MaterialsProject2020Compatibility(check_potcar=False)
+    return _COMPAT
 
 
 GPA = 1 / 160.21766208  # eV/Å³ per GPa (ase.units.GPa)
