@@ -182,10 +182,12 @@ def test_a_symmetric_first_stage_keeps_the_space_group():
     assert res.steps >= res.symmetric_steps
     sg1 = SpacegroupAnalyzer(res.symmetric, symprec=1e-4).get_space_group_number()
     assert sg0 == 99 and sg1 >= sg0
-    plain = relax_structure(s, EMT(), RelaxConfig(fmax=0.02, max_steps=200))
+    plain = relax_structure(s, EMT(), RelaxConfig(fmax=0.02, max_steps=200, symmetric_steps=0))
     assert plain.symmetric is None and plain.symmetric_steps == 0
+    assert RelaxConfig(max_steps=10, symmetric_steps=20).sym_steps == 10  # all symmetric
+    assert RelaxConfig(max_steps=0).sym_steps == 0  # single points are never refined
     with pytest.raises(ValueError, match="symmetric_steps"):
-        RelaxConfig(max_steps=10, symmetric_steps=20)
+        RelaxConfig(symmetric_steps=-1)
 
 
 def test_sevennet_energies_get_mp2020_corrections_by_hand():

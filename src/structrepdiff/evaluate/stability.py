@@ -129,8 +129,8 @@ def check_same_potential(potential: str, hull: ReferenceHull, path: Path) -> Non
     built = str(hull.provenance.get("potential", "")).split(" ")[0]
     if built and built != potential:
         raise ValueError(f"the crystals were relaxed with {potential} but the hull {path} was "
-                         f"built with {built}: build one with the same potential (`structrepdiff "
-                         f"hull build --potential {potential}`) and pass it")  # fmt: skip
+                         f"built with {built}: give a hull built with {potential} (`structrepdiff "
+                         "hull build` builds one)")  # fmt: skip
 
 
 def evaluate_stability(cfg: StabilityConfig) -> dict[str, Any]:

@@ -61,15 +61,15 @@ class _Slot:
 
 def _slot(key, structure: Structure, config: RelaxConfig) -> _Slot:
     start, ops, notes = structure, CrystalOps.identity(len(structure)), []
-    if config.symmetric_steps:
+    if config.sym_steps:
         from pymatgen.io.ase import AseAtomsAdaptor
 
         atoms = AseAtomsAdaptor.get_atoms(structure)
         ops, why = refine_and_ops(atoms, config.symprec)
         start = AseAtomsAdaptor.get_structure(atoms) if not why else structure
         notes += [why] if why else []
-    symmetric = config.symmetric_steps > 0
-    limit = config.symmetric_steps if symmetric else config.max_steps
+    symmetric = config.sym_steps > 0
+    limit = config.sym_steps if symmetric else config.max_steps
     return _Slot(key, structure, start, ops, symmetric, notes=notes, stage_limit=limit)
 
 

@@ -22,8 +22,9 @@ class RelaxResult:
     ``rmsd`` (Å) is the root-mean-square displacement of the atoms between input and relaxed
     crystal, fractional displacements wrapped to the nearest image and expressed in the
     relaxed cell; ``volume_ratio`` is relaxed / input volume. With a symmetry-keeping first
-    stage (``RelaxConfig.symmetric_steps``), ``symmetric`` is the crystal after it and
-    ``symmetric_steps`` its FIRE steps.
+    stage (``RelaxConfig.symmetric_steps``), the crystal is first made exactly symmetric
+    (``energy_before`` is then the refined crystal's), ``symmetric`` is the crystal after the
+    stage and ``symmetric_steps`` its FIRE steps.
     """
 
     status: str  # "converged", "not_converged", "diverged", "rejected" or "failed"
@@ -113,7 +114,7 @@ def relax_structure(structure: Structure, calculator, config: RelaxConfig | None
 def _refine(atoms, config: RelaxConfig) -> str:
     """Make ``atoms`` exactly symmetric at ``config.symprec`` before a symmetric stage (ASE's
     ``refine_symmetry``); "" or why it could not."""
-    if not config.symmetric_steps:
+    if not config.sym_steps:
         return ""
     from structrepdiff.relax.symmetrize import refine_and_ops
 
@@ -121,10 +122,10 @@ def _refine(atoms, config: RelaxConfig) -> str:
 
 
 def _symmetric_stage(atoms, config: RelaxConfig) -> tuple[Structure | None, int]:
-    """Relax ``atoms`` in place for up to ``config.symmetric_steps`` FIRE steps keeping the
+    """Relax ``atoms`` in place for up to ``config.sym_steps`` FIRE steps keeping the
     space group found at ``config.symprec`` (ASE's FixSymmetry on positions and cell); the
     constraint is removed afterwards. Returns (the crystal after the stage, steps taken)."""
-    if not config.symmetric_steps:
+    if not config.sym_steps:
         return None, 0
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
@@ -134,6 +135,6 @@ def _symmetric_stage(atoms, config: RelaxConfig) -> tuple[Structure | None, int]
     atoms.set_constraint(FixSymmetry(atoms, symprec=config.symprec))
     opt = FIRE(FrechetCellFilter(atoms), logfile=None)
     with contextlib.redirect_stdout(io.StringIO()):
-        opt.run(fmax=config.fmax, steps=config.symmetric_steps)
+        opt.run(fmax=config.fmax, steps=config.sym_steps)
     atoms.set_constraint()
     return AseAtomsAdaptor.get_structure(atoms), int(opt.get_number_of_steps())
