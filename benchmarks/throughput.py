@@ -7,12 +7,13 @@ Results go to ``--out/<dataset>.json`` after every variant (a rerun skips varian
     git worktree add /tmp/base16 8e7a446
     python benchmarks/throughput.py --dataset perov_5 --num 1000 --baseline-src /tmp/base16/src
 
-With ``--relax`` (issue 28): `generate` of ``--num`` crystals, then `relax` of that folder into
-its ``relaxed/`` (the two stages `generate --relax` chains, with the same code and defaults,
-timed apart); then the first ``--paired`` of those crystals relaxed again by the
-batched default and by the per-crystal ASE path (``--relax-driver ase``), both with
-``--relax-workers`` processes, one after the other, into ``--work/<dataset>_relax/``. Results
-in ``--out/<dataset>_relax.json``, written after every stage (a rerun skips stages done).
+With ``--relax`` (issue 28): `generate` of ``--num`` crystals (on ``--scheduler``, as in the
+rows above), then `relax` of that folder into its ``relaxed/`` (the two stages `generate
+--relax` chains, with the same code and defaults, timed apart); then the first ``--paired`` of
+those crystals relaxed again by the batched default and by the per-crystal ASE path
+(``--relax-driver ase``), both with ``--relax-workers`` processes, one after the other, into
+``--work/<dataset>_relax/``. Results in ``--out/<dataset>_relax.json``, written after every
+stage (a rerun skips stages done).
 
     python benchmarks/throughput.py --relax --dataset mp_20 --num 1000 --paired 200
 """
@@ -73,7 +74,7 @@ def relax_main(a: argparse.Namespace) -> None:
         "machine": "2 vCPU, 1 torch thread per process, nothing else running",
         "settings": "generate and relax defaults", "stages": {}}  # fmt: skip
     base = ["generate", "--model", str(model_path(a.dataset)), "--num", str(a.num),
-            "--out", str(gen)]  # fmt: skip
+            "--out", str(gen), "--scheduler", a.scheduler]  # fmt: skip
     relax = ["relax", "--pred", str(gen), "--limit", str(a.paired), "--workers",
              str(a.relax_workers)]  # fmt: skip
     stages = {
