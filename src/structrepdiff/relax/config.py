@@ -17,7 +17,8 @@ class RelaxConfig:
         potential: "chgnet" (CHGNet 0.3.0 weights shipped in the wheel) or "sevennet"
             (SevenNet-0, energies mapped to the MP2020-corrected scale).
         fmax: converged once every force (and the filter's stress term) is below this, eV/Å.
-        max_steps: FIRE steps at most.
+        max_steps: FIRE steps at most (150: a quarter fewer steps than 300 at the same S.U.N.
+            on 200 generated MP-20 crystals, BENCHMARKS.md issue 28).
         min_distance: a crystal with two atoms closer than this (Å) is reported, not relaxed.
         energy_floor: a relaxed energy below this (eV/atom) marks divergence, not a result.
         max_volume_ratio: a relaxed volume more than this many times larger, or smaller, than
@@ -38,7 +39,7 @@ class RelaxConfig:
 
     potential: str = "chgnet"
     fmax: float = 0.1
-    max_steps: int = 300
+    max_steps: int = 150
     min_distance: float = 0.5
     energy_floor: float = -20.0
     max_volume_ratio: float = 10.0
