@@ -234,3 +234,7 @@ def test_a_hull_of_another_potential_is_refused_in_one_line(tmp_path):
     hull.save(tmp_path / "hull.json")
     with pytest.raises(ValueError, match=r"relaxed with sevennet but the hull .* chgnet"):
         evaluate_stability(StabilityConfig(pred, "mp_20", tmp_path / "hull.json"))
+    from structrepdiff.evaluate.stability import check_same_potential
+
+    hull.provenance["potential"] = "sevenn 0.13.0"  # the same potential, by its package
+    check_same_potential("sevennet", hull, tmp_path / "hull.json")  # no error

@@ -126,8 +126,10 @@ def resolve_hull(hull: Path | None, dataset: str, potential: str = "chgnet") -> 
 def check_same_potential(potential: str, hull: ReferenceHull, path: Path) -> None:
     """Refuse a hull built with another potential than the relaxation's: their energies are
     on different scales, so every E_hull would carry the difference."""
-    built = str(hull.provenance.get("potential", "")).split(" ")[0]
-    if built and built != potential:
+    from structrepdiff.relax.potential import PACKAGES
+
+    built = str(hull.provenance.get("potential", "")).split(" ")[0]  # "<package> <version>"
+    if built and built != PACKAGES.get(potential, potential):
         raise ValueError(f"the crystals were relaxed with {potential} but the hull {path} was "
                          f"built with {built}: give a hull built with {potential} (`structrepdiff "
                          "hull build` builds one)")  # fmt: skip

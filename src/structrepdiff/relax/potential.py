@@ -13,9 +13,12 @@ from importlib import metadata
 MAX_Z = {"chgnet": 94, "sevennet": 89}  # elements each potential was trained on (Z ≤ this)
 
 
+PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn"}  # the package each potential ships in
+
+
 def potential_version(name: str) -> str:
     """``"<package> <version>"`` of the installed potential, for provenance."""
-    pkg = {"chgnet": "chgnet", "sevennet": "sevenn"}[name]
+    pkg = PACKAGES[name]
     try:
         return f"{pkg} {metadata.version(pkg)}"
     except metadata.PackageNotFoundError:
