@@ -247,22 +247,15 @@ def _step(batch: _Batch, potential, config: RelaxConfig) -> Iterator[tuple[Any, 
     fire.fire_step(batch.state, f_u, f_ell, stay, batch.params)
     seconds = time.perf_counter() - t0
     n_total = float(sum(s.n for s in slots))
-    for s in slots:
+    for b, s in enumerate(slots):
         s.seconds += seconds * s.n / n_total
-        s.steps += 1
-        s.stage_steps += 1
+        if b not in leave:  # a leaving crystal's result already counts the steps it took
+            s.steps += 1
+            s.stage_steps += 1
     for b in sorted(leave):
-        slots[b].steps -= 1  # the step that was not taken
-        res = leave[b]
-        yield slots[b].key, _with_steps(res, slots[b].steps), slots[b].seconds
+        yield slots[b].key, leave[b], slots[b].seconds
     if leave:
         batch.keep(stay)
-
-
-def _with_steps(res: RelaxResult, steps: int) -> RelaxResult:
-    from dataclasses import replace
-
-    return replace(res, steps=steps)
 
 
 def _stage_forces(batch: _Batch, positions, cells, forces, stress, config: RelaxConfig):

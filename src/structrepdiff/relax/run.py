@@ -82,11 +82,15 @@ def _init_worker(config: RelaxConfig, in_pool: bool = False) -> None:
     _CALC, _CALC_CONFIG = load(config.potential, config.device), config
 
 
+def _no_input(pred: Prediction) -> RelaxResult:
+    return RelaxResult("rejected", None, reason=f"no input crystal ({pred.reason})")
+
+
 def _relax_one(task: tuple[Prediction, RelaxConfig]) -> tuple[str, RelaxResult, float]:
     pred, config = task
     t0 = time.perf_counter()
     if pred.structure is None:
-        res = RelaxResult("rejected", None, reason=f"no input crystal ({pred.reason})")
+        res = _no_input(pred)
     else:
         res = relax_structure(pred.structure, _CALC, config)
     return pred.id, res, time.perf_counter() - t0
@@ -105,7 +109,7 @@ def _relax_many(tasks: list[tuple[Prediction, RelaxConfig]]
 
     for p, _ in tasks:
         if p.structure is None:
-            yield p.id, RelaxResult("rejected", None, reason=f"no input crystal ({p.reason})"), 0.0
+            yield p.id, _no_input(p), 0.0
     items = ((p.id, p.structure) for p, _ in tasks if p.structure is not None)
     yield from relax_batched(items, _CALC, config)
 
